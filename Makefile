@@ -1,0 +1,30 @@
+# `make run`: the bot (offline sandbox without BOT_TOKEN, the real bot with it).
+# `make test`: the test-suite.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+
+.PHONY: run test install bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	@if [ -n "$$BOT_TOKEN" ] || grep -qsE '^BOT_TOKEN=.+' .env; then \
+		$(PYTHON) -m bot run; \
+	else \
+		$(PYTHON) -m bot sandbox; \
+	fi
+
+test: install
+	$(PYTHON) -m pytest
+
+bench: install
+	$(PYTHON) benchmarks/import_accounts.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

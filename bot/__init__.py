@@ -1,0 +1,1 @@
+"""A Telegram bot that helps cardholders settle overdue credit-card debt."""

@@ -1,0 +1,118 @@
+"""The composition root: settings in, a wired bot and dispatcher out. Used by the CLI and the tests."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseEventIsolation
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.types import BotCommand, BotCommandScopeDefault
+from aiogram.utils.callback_answer import CallbackAnswerMiddleware
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.db import create_engine, create_schema, create_session_factory
+from bot.db.fsm_storage import SQLAlchemyStorage
+from bot.domain.policy import Policy, load_policy
+from bot.i18n import ChatLocaleMiddleware, create_i18n
+from bot.middlewares import UpdateContextMiddleware
+from bot.services.audit import AuditTrail, OutboundAuditMiddleware
+from bot.services.verification import VerificationRules
+from bot.settings import SUPPORTED_LOCALES, Settings
+from handlers import get_routers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    bot: Bot
+    dispatcher: Dispatcher
+    policy: Policy
+    i18n: I18n
+    clock: Clock
+
+    async def close(self) -> None:
+        await self.dispatcher.storage.close()
+        await self.bot.session.close()
+        await self.engine.dispose()
+
+
+def create_bot(settings: Settings, token: str | None = None) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    return Bot(
+        token=token or settings.token or "",
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+
+
+def create_dispatcher(
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+    policy: Policy,
+    i18n: I18n,
+    clock: Clock,
+    audit: AuditTrail,
+    events_isolation: BaseEventIsolation | None = None,
+) -> Dispatcher:
+    dispatcher = Dispatcher(
+        storage=SQLAlchemyStorage(session_factory),
+        events_isolation=events_isolation or SimpleEventIsolation(),
+        settings=settings,
+        policy=policy,
+        clock=clock,
+        i18n=i18n,
+        session_idle_minutes=settings.session_idle_minutes,
+    )
+    rules = VerificationRules(
+        max_attempts=settings.verify_max_attempts,
+        lock_minutes=settings.verify_lock_minutes,
+        idle_minutes=settings.session_idle_minutes,
+    )
+    dispatcher.update.outer_middleware(UpdateContextMiddleware(session_factory, rules, clock, audit))
+    dispatcher.update.outer_middleware(ChatLocaleMiddleware(i18n))
+    dispatcher.callback_query.outer_middleware(CallbackAnswerMiddleware())
+    dispatcher.include_routers(*get_routers())
+    dispatcher.startup.register(set_commands)
+    return dispatcher
+
+
+async def create_app(settings: Settings, *, clock: Clock | None = None, token: str | None = None) -> App:
+    """Build everything the bot needs; the caller runs polling and closes the app."""
+    clock = clock or Clock()
+    policy = load_policy(settings.policy_file)
+    engine = create_engine(settings.database_url)
+    await create_schema(engine)
+    session_factory = create_session_factory(engine)
+    i18n = create_i18n(settings.default_locale)
+    audit = AuditTrail(session_factory, clock)
+    bot = create_bot(settings, token)
+    bot.session.middleware(OutboundAuditMiddleware(audit))
+    dispatcher = create_dispatcher(settings, session_factory, policy, i18n, clock, audit)
+    return App(settings, engine, session_factory, bot, dispatcher, policy, i18n, clock)
+
+
+async def set_commands(bot: Bot, i18n: I18n) -> None:
+    """The command menu, in each supported language (Telegram picks by the user's language)."""
+    for locale in SUPPORTED_LOCALES:
+        with i18n.context(), i18n.use_locale(locale):
+            commands = [
+                BotCommand(command="start", description=_("Begin or start again")),
+                BotCommand(command="help", description=_("What I can do")),
+                BotCommand(command="language", description=_("Change the language")),
+                BotCommand(command="cancel", description=_("Stop what we are doing")),
+            ]
+        language_code = None if locale == "en" else locale.split("_")[0]
+        await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=language_code)

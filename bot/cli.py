@@ -1,0 +1,108 @@
+"""Command line: `python -m bot run | sandbox | import-accounts FILE | demo-data`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.clock import Clock
+from bot.domain.errors import DomainError
+from bot.domain.policy import PolicyError, load_policy
+from bot.logs import setup_logging
+from bot.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("bot")
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="run the bot with long polling (needs BOT_TOKEN)")
+    commands.add_parser("sandbox", help="talk to the bot offline in this terminal, as a demo cardholder")
+    accounts = commands.add_parser("import-accounts", help="load delinquent accounts from a CSV file")
+    accounts.add_argument("file", type=Path)
+    commands.add_parser("demo-data", help="load the demo accounts (idempotent)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        load_policy(settings.policy_file)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except PolicyError as error:
+        print(f"error: POLICY_FILE: {'; '.join(error.problems)}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(settings.log_level)
+    try:
+        return asyncio.run(COMMANDS[arguments.command](settings, arguments))
+    except DomainError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 0
+
+
+async def run(settings: Settings, _arguments: argparse.Namespace) -> int:
+    from bot.app import create_app
+
+    if settings.token is None:
+        print("error: BOT_TOKEN: required by `run`; `python -m bot sandbox` runs offline", file=sys.stderr)
+        return EXIT_USAGE
+    app = await create_app(settings)
+    try:
+        await app.dispatcher.start_polling(app.bot, close_bot_session=False)
+    finally:
+        await app.close()
+    return 0
+
+
+async def sandbox(settings: Settings, _arguments: argparse.Namespace) -> int:
+    from bot.sandbox import run_sandbox
+
+    return await run_sandbox(settings)
+
+
+async def import_accounts_command(settings: Settings, arguments: argparse.Namespace) -> int:
+    from bot.db import create_engine, create_schema, create_session_factory
+    from bot.services.accounts import import_accounts
+
+    engine = create_engine(settings.database_url)
+    try:
+        await create_schema(engine)
+        report = await import_accounts(create_session_factory(engine), arguments.file, now=Clock().now())
+    finally:
+        await engine.dispose()
+    print(report.format())
+    return 1 if report.errors else 0
+
+
+async def demo_data(settings: Settings, _arguments: argparse.Namespace) -> int:
+    from bot.db import create_engine, create_schema, create_session_factory
+    from bot.services.demo import load_demo_data
+
+    engine = create_engine(settings.database_url)
+    try:
+        await create_schema(engine)
+        added = await load_demo_data(create_session_factory(engine), now=Clock().now())
+    finally:
+        await engine.dispose()
+    print(f"demo accounts: {added} added")
+    return 0
+
+
+COMMANDS = {
+    "run": run,
+    "sandbox": sandbox,
+    "import-accounts": import_accounts_command,
+    "demo-data": demo_data,
+}

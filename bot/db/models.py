@@ -1,0 +1,92 @@
+"""What the bot keeps, and the invariants the database enforces."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bot.db.types import Money, UTCDateTime
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Account(Base):
+    """A delinquent card account as the bank's system exported it."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(20), index=True)
+    birth_date: Mapped[date] = mapped_column(Date)
+    card_last4: Mapped[str] = mapped_column(String(4))
+    currency: Mapped[str] = mapped_column(String(3))
+    statement_balance: Mapped[Decimal] = mapped_column(Money)
+    overdue_amount: Mapped[Decimal] = mapped_column(Money)
+    minimum_due: Mapped[Decimal] = mapped_column(Money)
+    days_past_due: Mapped[int] = mapped_column(Integer)
+    late_fee: Mapped[Decimal] = mapped_column(Money)
+    daily_interest_rate: Mapped[Decimal] = mapped_column(Money)
+    locale: Mapped[str] = mapped_column(String(10))
+    timezone: Mapped[str] = mapped_column(String(64))
+    balance_version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class VerificationLock(Base):
+    """Failed verification attempts for one phone number, counted across every chat.
+
+    Keyed by the phone the person claimed, not by account, so that a phone that is not on file
+    is counted and locked exactly like one that is: the lockout reveals nothing.
+    """
+
+    __tablename__ = "verification_locks"
+
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ChatProfile(Base):
+    """A private chat: its chosen language and the account it is verified for, if any."""
+
+    __tablename__ = "chats"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    locale: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), nullable=True)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FsmRecord(Base):
+    """aiogram FSM state and data for one storage key, so a restart resumes the same step."""
+
+    __tablename__ = "fsm_records"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    state: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    data: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class AuditEvent(Base):
+    """Append-only record of every inbound and outbound message and every decision (masked)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_account_at", "account_pk", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    direction: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(40))
+    chat_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), nullable=True)
+    payload: Mapped[str] = mapped_column(Text, default="")

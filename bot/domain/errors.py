@@ -1,0 +1,19 @@
+"""Domain errors: services raise them, one handler turns them into a translated answer."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A rule of the business was not met; `str(error)` is a clear English message for logs and CLIs."""
+
+
+class InvalidPhone(DomainError):
+    pass
+
+
+class InvalidDate(DomainError):
+    pass
+
+
+class ImportFileError(DomainError):
+    """The file as a whole cannot be imported (unreadable, wrong header)."""

@@ -1,0 +1,132 @@
+"""Proving who the cardholder is: phone from their own contact, then the birth date.
+
+Failures are counted per phone across every chat and never say which part was wrong, so the
+bot cannot be used to find out whether a phone number is on file.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.db.models import Account, ChatProfile, VerificationLock
+from bot.db.upsert import insert_for
+
+
+@dataclass(frozen=True)
+class VerificationRules:
+    max_attempts: int
+    lock_minutes: int
+    idle_minutes: int
+
+
+class Outcome(enum.Enum):
+    VERIFIED = "verified"
+    MISMATCH = "mismatch"
+    LOCKED = "locked"
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    outcome: Outcome
+    account: Account | None = None
+    attempts_left: int = 0
+    locked_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ChatSession:
+    """Who is talking in this chat, as far as the bot knows."""
+
+    profile: ChatProfile
+    account: Account | None
+    expired: bool = False
+    """True once, on the update that found a verified session idle for too long and closed it."""
+
+
+class VerificationService:
+    def __init__(self, session: AsyncSession, rules: VerificationRules, clock: Clock) -> None:
+        self.session = session
+        self.rules = rules
+        self.clock = clock
+
+    async def open_chat(self, chat_id: int, user_id: int) -> ChatSession:
+        """Load the chat, close a verified session that sat idle too long, and mark activity."""
+        now = self.clock.now()
+        profile = await self.session.get(ChatProfile, chat_id)
+        if profile is None:
+            profile = ChatProfile(chat_id=chat_id, user_id=user_id, last_seen_at=now)
+            self.session.add(profile)
+            await self.session.commit()
+            return ChatSession(profile=profile, account=None)
+        expired = False
+        if profile.account_pk is not None and now - profile.last_seen_at > timedelta(minutes=self.rules.idle_minutes):
+            profile.account_pk = None
+            profile.verified_at = None
+            expired = True
+        if profile.user_id != user_id:
+            profile.account_pk = None
+            profile.user_id = user_id
+        profile.last_seen_at = now
+        await self.session.commit()
+        account = await self.session.get(Account, profile.account_pk) if profile.account_pk else None
+        return ChatSession(profile=profile, account=account, expired=expired)
+
+    async def locked_until(self, phone: str) -> datetime | None:
+        lock = await self.session.get(VerificationLock, phone)
+        if lock and lock.locked_until and lock.locked_until > self.clock.now():
+            return lock.locked_until
+        return None
+
+    async def verify(self, profile: ChatProfile, phone: str, birth_date: date) -> VerificationResult:
+        now = self.clock.now()
+        insert = insert_for(self.session)
+        await self.session.execute(
+            insert(VerificationLock)
+            .values(phone=phone, failures=0, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["phone"])
+        )
+        lock = await self.session.get(VerificationLock, phone, with_for_update=True, populate_existing=True)
+        assert lock is not None
+        if lock.locked_until and lock.locked_until > now:
+            await self.session.commit()
+            return VerificationResult(Outcome.LOCKED, locked_until=lock.locked_until)
+
+        account = await self.session.scalar(
+            select(Account)
+            .where(Account.phone == phone, Account.birth_date == birth_date)
+            .order_by(Account.days_past_due.desc(), Account.id)
+            .limit(1)
+        )
+        lock.updated_at = now
+        if account is not None:
+            lock.failures = 0
+            lock.locked_until = None
+            profile.account_pk = account.id
+            profile.verified_at = now
+            profile.last_seen_at = now
+            await self.session.commit()
+            return VerificationResult(Outcome.VERIFIED, account=account)
+
+        lock.failures += 1
+        if lock.failures >= self.rules.max_attempts:
+            lock.failures = 0
+            lock.locked_until = now + timedelta(minutes=self.rules.lock_minutes)
+            await self.session.commit()
+            return VerificationResult(Outcome.LOCKED, locked_until=lock.locked_until)
+        await self.session.commit()
+        return VerificationResult(Outcome.MISMATCH, attempts_left=self.rules.max_attempts - lock.failures)
+
+    async def sign_out(self, profile: ChatProfile) -> None:
+        profile.account_pk = None
+        profile.verified_at = None
+        await self.session.commit()
+
+    async def set_locale(self, profile: ChatProfile, locale: str) -> None:
+        profile.locale = locale
+        await self.session.commit()

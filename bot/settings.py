@@ -1,0 +1,105 @@
+"""Typed settings read from the environment or a `.env` file, once, at start-up."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing import Annotated
+
+SUPPORTED_LOCALES = ("en", "zh_CN", "ru")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_POLICY_FILE = Path(__file__).resolve().parent / "data" / "policy.toml"
+TOKEN_SHAPE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable and why."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    database_url: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'data' / 'bot.sqlite3'}"
+    default_locale: str = "en"
+    agent_chat_id: int | None = None
+    agent_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    policy_file: Path = DEFAULT_POLICY_FILE
+    log_level: str = "INFO"
+    verify_max_attempts: int = Field(default=3, ge=1, le=100)
+    verify_lock_minutes: int = Field(default=30, ge=1, le=10080)
+    session_idle_minutes: int = Field(default=30, ge=1, le=10080)
+
+    @field_validator("bot_token", mode="before")
+    @classmethod
+    def _token_shape(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        if not TOKEN_SHAPE.match(str(value)):
+            raise ValueError("must look like 123456:ABC-DEF (the token BotFather gives)")
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.telegram.org")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        if not (value.startswith("sqlite+aiosqlite://") or value.startswith("postgresql+asyncpg://")):
+            raise ValueError("must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
+        return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        if value not in SUPPORTED_LOCALES:
+            raise ValueError(f"must be one of {', '.join(SUPPORTED_LOCALES)}")
+        return value
+
+    @field_validator("agent_ids", mode="before")
+    @classmethod
+    def _agent_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            if not all(re.fullmatch(r"-?\d+", part) for part in parts):
+                raise ValueError("must be comma-separated Telegram user ids, e.g. 1001,1002")
+            return frozenset(int(part) for part in parts)
+        return value
+
+    @field_validator("policy_file")
+    @classmethod
+    def _policy_exists(cls, value: Path) -> Path:
+        if not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value
+
+    @property
+    def token(self) -> str | None:
+        return self.bot_token.get_secret_value() if self.bot_token else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning the first validation problem into one readable line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        reason = first["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"{field.upper()}: {reason}") from None

@@ -1,0 +1,95 @@
+"""Commands that work in every state: /help, /language, /cancel."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.db.models import Account
+from bot.domain.policy import Policy
+from bot.i18n import LANGUAGE_NAMES
+from bot.services.verification import ChatSession, VerificationService
+from handlers.keyboards import CONTACT_BANK, SIGN_OUT, LanguageChoice, PersonRequest, language_keyboard
+from handlers.prompts import ask_for_phone, show_current_step
+
+router = Router(name=__name__)
+
+
+@router.message(Command("help"))
+async def help_command(message: Message, state: FSMContext, account: Account | None) -> None:
+    text = _(
+        "I help you settle an overdue card payment safely in this chat.\n\n"
+        "First I confirm it's you with your phone number and date of birth. "
+        "Then you can see what you owe and the ways to pay.\n\n"
+        "/start – begin again\n/language – change the language\n/cancel – stop what we are doing\n"
+        "/help – this message"
+    )
+    await show_current_step(message, state, account, text)
+
+
+@router.message(Command("cancel"))
+async def cancel_command(message: Message, state: FSMContext, account: Account | None) -> None:
+    await state.clear()
+    await show_current_step(message, state, account, _("Cancelled."))
+
+
+@router.message(Command("language"))
+async def language_command(message: Message) -> None:
+    await message.answer(_("Choose your language:"), reply_markup=language_keyboard())
+
+
+@router.callback_query(LanguageChoice.filter())
+async def language_chosen(
+    query: CallbackQuery,
+    callback_data: LanguageChoice,
+    state: FSMContext,
+    verification: VerificationService,
+    chat_session: ChatSession,
+    i18n: I18n,
+    callback_answer: CallbackAnswer,
+) -> None:
+    if callback_data.locale not in LANGUAGE_NAMES or not isinstance(query.message, Message):
+        callback_answer.text = _("This button is no longer active.")
+        return
+    await verification.set_locale(chat_session.profile, callback_data.locale)
+    with i18n.use_locale(callback_data.locale):
+        await query.message.edit_text(_("Language: {name}").format(name=LANGUAGE_NAMES[callback_data.locale]))
+        await show_current_step(query.message, state, chat_session.account)
+
+
+@router.message(F.text == CONTACT_BANK)
+async def contact_bank(message: Message, policy: Policy) -> None:
+    await message.answer(bank_contact_text(policy))
+
+
+@router.callback_query(PersonRequest.filter())
+async def person_requested(query: CallbackQuery, policy: Policy) -> None:
+    if isinstance(query.message, Message):
+        await query.message.answer(bank_contact_text(policy))
+
+
+@router.message(F.text == SIGN_OUT)
+async def sign_out(message: Message, state: FSMContext, verification: VerificationService, chat_session: ChatSession) -> None:
+    await verification.sign_out(chat_session.profile)
+    await state.clear()
+    await ask_for_phone(message, state, _("You are signed out."))
+
+
+def bank_contact_text(policy: Policy) -> str:
+    bank = policy.bank
+    return _(
+        "You can talk to a person at {bank}: call {phone} between {start} and {end} ({zone} time), "
+        "or visit {website}. The bank will never ask you for your card PIN or a one-time code."
+    ).format(
+        bank=bank.name,
+        phone=bank.phone,
+        start=bank.hours_start.strftime("%H:%M"),
+        end=bank.hours_end.strftime("%H:%M"),
+        zone=bank.timezone,
+        website=bank.website,
+    )

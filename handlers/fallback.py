@@ -1,0 +1,56 @@
+"""The last router: whatever nobody else handled gets a helpful answer, never silence."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import gettext as _
+
+from bot.db.models import Account
+from handlers.prompts import show_current_step
+
+router = Router(name=__name__)
+
+LONGEST_TEXT_READ = 1000
+
+
+@router.edited_message()
+async def edited(message: Message) -> None:
+    await message.answer(_("I only act on new messages. If you changed something, please send it again."))
+
+
+@router.message(F.text.startswith("/"))
+async def unknown_command(message: Message, state: FSMContext, account: Account | None) -> None:
+    command = (message.text or "").split()[0][:64]
+    await show_current_step(
+        message, state, account, _("I don't know the command {command}. See /help.").format(command=command)
+    )
+
+
+@router.message(F.text.len() > LONGEST_TEXT_READ)
+async def too_long(message: Message, state: FSMContext, account: Account | None) -> None:
+    await show_current_step(
+        message,
+        state,
+        account,
+        _("That message is too long for me. Please keep it under {limit} characters.").format(limit=LONGEST_TEXT_READ),
+    )
+
+
+@router.message(F.text)
+async def not_understood(message: Message, state: FSMContext, account: Account | None) -> None:
+    await show_current_step(message, state, account, _("Sorry, I didn't understand that."))
+
+
+@router.message()
+async def not_text(message: Message, state: FSMContext, account: Account | None) -> None:
+    await show_current_step(
+        message, state, account, _("I can only read text messages and the buttons in this chat.")
+    )
+
+
+@router.callback_query()
+async def stale_button(query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
+    callback_answer.text = _("This button is no longer active.")

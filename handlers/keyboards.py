@@ -1,0 +1,51 @@
+"""Keyboards and callback data shared by the cardholder's routers."""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import lazy_gettext as __
+from aiogram.utils.keyboard import InlineKeyboardBuilder, KeyboardButton, ReplyKeyboardBuilder
+
+from bot.i18n import LANGUAGE_NAMES
+
+
+class LanguageChoice(CallbackData, prefix="lang"):
+    locale: str
+
+
+class PersonRequest(CallbackData, prefix="person"):
+    """"Talk to a person"; the handoff to agents builds on this button."""
+
+
+SHARE_PHONE = __("📱 Share my phone number")
+CONTACT_BANK = __("☎️ Contact the bank")
+SIGN_OUT = __("🚪 Sign out")
+
+
+def share_phone_keyboard() -> ReplyKeyboardMarkup:
+    builder = ReplyKeyboardBuilder()
+    builder.button(text=str(SHARE_PHONE), request_contact=True)
+    return builder.as_markup(resize_keyboard=True, one_time_keyboard=False, is_persistent=True)
+
+
+def main_menu_keyboard() -> ReplyKeyboardMarkup:
+    builder = ReplyKeyboardBuilder()
+    builder.row(KeyboardButton(text=str(CONTACT_BANK)))
+    builder.row(KeyboardButton(text=str(SIGN_OUT)))
+    return builder.as_markup(resize_keyboard=True, is_persistent=True)
+
+
+def language_keyboard() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for locale, name in LANGUAGE_NAMES.items():
+        builder.button(text=name, callback_data=LanguageChoice(locale=locale))
+    builder.adjust(3)
+    return builder.as_markup()
+
+
+def person_keyboard() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("🙋 Talk to a person"), callback_data=PersonRequest())
+    return builder.as_markup()

@@ -1,0 +1,150 @@
+"""Verification: /start, the cardholder's own contact, then the birth date."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import CommandStart, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.types import Message
+from aiogram.utils.i18n import get_i18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.clock import Clock
+from bot.domain.errors import InvalidDate, InvalidPhone
+from bot.domain.dates import parse_birth_date
+from bot.domain.phones import normalize_phone
+from bot.domain.policy import Policy
+from bot.formatting import in_about, when
+from bot.services.verification import ChatSession, Outcome, VerificationService
+from handlers.keyboards import person_keyboard
+from handlers.prompts import ask_for_birth_date, ask_for_phone, birth_date_example, show_main_menu
+from handlers.states import Verification
+
+router = Router(name=__name__)
+log = logging.getLogger(__name__)
+
+
+@router.message(CommandStart())
+async def start(message: Message, state: FSMContext, policy: Policy, chat_session: ChatSession) -> None:
+    await state.clear()
+    greeting = _("Hello! I am the payment assistant of {bank}.").format(bank=policy.bank.name)
+    if chat_session.account is not None:
+        await show_main_menu(message, chat_session.account, greeting)
+        return
+    await ask_for_phone(message, state, greeting)
+
+
+@router.message(StateFilter(Verification.sharing_phone, None), F.contact)
+async def phone_shared(
+    message: Message, state: FSMContext, verification: VerificationService, clock: Clock, policy: Policy
+) -> None:
+    contact = message.contact
+    assert contact is not None and message.from_user is not None
+    if contact.user_id != message.from_user.id:
+        await message.answer(
+            _(
+                "For your security I can only accept the phone number of your own Telegram account, "
+                "not a contact from your address book. Please tap «{button}» below."
+            ).format(button=_("📱 Share my phone number"))
+        )
+        return
+    try:
+        phone = normalize_phone(contact.phone_number)
+    except InvalidPhone:
+        await message.answer(_("I could not read that phone number. Please contact the bank by phone instead."))
+        return
+    locked_until = await verification.locked_until(phone)
+    if locked_until is not None:
+        await tell_locked(message, locked_until, clock, policy)
+        return
+    await state.update_data(phone=phone)
+    await state.set_state(Verification.typing_birth_date)
+    await ask_for_birth_date(message, _("Thank you."))
+
+
+@router.message(Verification.sharing_phone)
+async def phone_not_shared(message: Message, state: FSMContext) -> None:
+    await ask_for_phone(
+        message, state, _("I can't accept a typed phone number: the button proves the number is yours.")
+    )
+
+
+@router.message(Verification.typing_birth_date, F.text)
+async def birth_date_typed(
+    message: Message,
+    state: FSMContext,
+    bot: Bot,
+    verification: VerificationService,
+    chat_session: ChatSession,
+    clock: Clock,
+    policy: Policy,
+) -> None:
+    assert message.text is not None
+    await forget_message(bot, message)
+    locale = chat_locale()
+    try:
+        birth_date = parse_birth_date(message.text, locale, today=clock.now().date())
+    except InvalidDate:
+        await message.answer(
+            _("I couldn't read that as a date of birth. Please type it like {example}.").format(
+                example=birth_date_example()
+            )
+        )
+        return
+    phone = (await state.get_data()).get("phone")
+    if phone is None:
+        await ask_for_phone(message, state)
+        return
+    result = await verification.verify(chat_session.profile, phone, birth_date)
+    if result.outcome is Outcome.VERIFIED:
+        assert result.account is not None
+        await state.clear()
+        log.info("chat %s verified", message.chat.id)
+        await show_main_menu(message, result.account, _("Thank you, you are verified."))
+    elif result.outcome is Outcome.LOCKED:
+        assert result.locked_until is not None
+        await state.clear()
+        await tell_locked(message, result.locked_until, clock, policy)
+    else:
+        await message.answer(
+            _(
+                "Sorry, these details do not match our records. Please check your date of birth and type it "
+                "again. Attempts left: {attempts}."
+            ).format(attempts=result.attempts_left)
+        )
+
+
+@router.message(Verification.typing_birth_date)
+async def birth_date_not_text(message: Message) -> None:
+    await ask_for_birth_date(message, _("Please type your date of birth as text."))
+
+
+async def tell_locked(message: Message, locked_until: datetime, clock: Clock, policy: Policy) -> None:
+    locale = chat_locale()
+    await message.answer(
+        _(
+            "For your security, verification is paused until {time} ({zone} time), {relative}. "
+            "You can try again then, or talk to a person at the bank."
+        ).format(
+            time=when(locked_until, locale, policy.bank.timezone),
+            zone=policy.bank.timezone,
+            relative=in_about(locked_until - clock.now(), locale),
+        ),
+        reply_markup=person_keyboard(),
+    )
+
+
+async def forget_message(bot: Bot, message: Message) -> None:
+    """Delete a message that held personal data once it has been read."""
+    try:
+        await bot.delete_message(chat_id=message.chat.id, message_id=message.message_id)
+    except TelegramBadRequest as error:
+        log.warning("could not delete a message holding personal data in chat %s: %s", message.chat.id, error.message)
+
+
+def chat_locale() -> str:
+    return get_i18n().current_locale
