@@ -1,0 +1,177 @@
+"""Reading a birth date the way a person types it, in the conventions of their language.
+
+Accepted, after Unicode NFKC normalisation (full-width digits become ASCII) and case folding:
+
+* year first, always year-month-day: ``1985-03-07``, ``1985/3/7``, ``1985.03.07``,
+  ``1985年3月7日`` (spaces allowed, ``日``/``号`` optional);
+* dotted with the year last, always day first (the convention wherever dots are used):
+  ``07.03.1985``, ``7.3.1985``;
+* ``/`` or ``-`` with the year last, read in the order of the locale's Babel short date
+  pattern: ``en`` (``M/d/yy``) month first, ``ru`` (``dd.MM.y``) day first. ``zh_CN``'s
+  pattern (``y/M/d``) puts the year first, so a year-last date there is read day first,
+  the usual order outside North America. If the field the locale puts the month in is above 12
+  while the other is not (``25/03/1985`` in ``en``), the only possible reading is taken;
+* month names of any supported language (Babel's wide and abbreviated, format and stand-alone
+  forms, so Russian genitive ``марта`` and nominative ``март`` alike, plus unambiguous
+  abbreviations and other case endings): ``7 March 1985``, ``March 7, 1985``, ``7 Mar 1985``,
+  ``7-mar-1985``, ``7 марта 1985``, ``7 март 1985 г.``.
+
+Two-digit years are refused: ``07/03/85`` could be 1885, 1985 or 2085.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date
+from functools import lru_cache
+
+from babel.dates import get_date_format, get_month_names
+
+from bot.domain.errors import InvalidDate
+from bot.settings import SUPPORTED_LOCALES
+
+MIN_YEAR = 1900
+MIN_AGE = 14
+
+_SEP = r"\s*[-./]\s*"
+_YEAR_FIRST = re.compile(rf"^(\d{{4}}){_SEP}(\d{{1,2}}){_SEP}(\d{{1,2}})$")
+_CJK = re.compile(r"^(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?$")
+_YEAR_LAST = re.compile(r"^(\d{1,2})\s*([-./])\s*(\d{1,2})\s*\2\s*(\d+)$")
+_ORDINAL = r"(?:st|nd|rd|th)?"
+_WORD = r"([^\W\d_]+\.?)"
+_DAY_MONTH_YEAR = re.compile(rf"^(\d{{1,2}}){_ORDINAL}(?:\s*[-./]\s*|\s+)(?:of\s+)?{_WORD}(?:\s*[-./,]\s*|\s+)(\d+)$")
+_MONTH_DAY_YEAR = re.compile(rf"^{_WORD}\s*(\d{{1,2}}){_ORDINAL}\s*(?:,\s*|\s+)(\d+)$")
+_YEAR_MONTH_DAY = re.compile(rf"^(\d{{4}})(?:\s*[-./,]\s*|\s+){_WORD}(?:\s*[-./,]\s*|\s+)(\d{{1,2}})$")
+_RUSSIAN_YEAR_SUFFIX = re.compile(r"(?<=\d)\s*(?:г\.?|года|год)$")
+
+
+def parse_birth_date(text: str, locale: str, today: date) -> date:
+    """Read a birth date typed in ``locale`` (en, zh_CN or ru) and check it is plausible on ``today``."""
+    if text is None or not str(text).strip():
+        raise InvalidDate("no date given")
+    cleaned = unicodedata.normalize("NFKC", str(text)).strip().casefold()
+    cleaned = _RUSSIAN_YEAR_SUFFIX.sub("", cleaned).strip()
+    cleaned = re.sub(r"\s+", " ", cleaned)
+    year, month, day = _fields(cleaned, _normalize_locale(locale))
+    return check_birth_date(_build(year, month, day), today)
+
+
+def check_birth_date(value: date, today: date) -> date:
+    """Refuse a birth date in the future, before 1900, or of someone younger than 14 on ``today``."""
+    if value > today:
+        raise InvalidDate(f"{value.isoformat()} is in the future")
+    if value.year < MIN_YEAR:
+        raise InvalidDate(f"{value.isoformat()} is before {MIN_YEAR}")
+    age = today.year - value.year - ((today.month, today.day) < (value.month, value.day))
+    if age < MIN_AGE:
+        raise InvalidDate(f"{value.isoformat()} means an age of {age}; the cardholder must be at least {MIN_AGE}")
+    return value
+
+
+def _normalize_locale(locale: str) -> str:
+    wanted = str(locale or "").replace("-", "_").casefold()
+    for known in SUPPORTED_LOCALES:
+        if known.casefold() == wanted:
+            return known
+    raise ValueError(f"unsupported locale {locale!r}; expected one of {', '.join(SUPPORTED_LOCALES)}")
+
+
+def _fields(text: str, locale: str) -> tuple[int, int, int]:
+    if match := _CJK.match(text) or _YEAR_FIRST.match(text):
+        year, month, day = match.groups()
+        return _year(year), int(month), int(day)
+    if match := _YEAR_LAST.match(text):
+        first, separator, second, year = match.groups()
+        return _year(year), *_order(int(first), int(second), separator, locale)
+    if match := _DAY_MONTH_YEAR.match(text):
+        day, word, year = match.groups()
+        return _year(year), _month(word), int(day)
+    if match := _MONTH_DAY_YEAR.match(text):
+        word, day, year = match.groups()
+        return _year(year), _month(word), int(day)
+    if match := _YEAR_MONTH_DAY.match(text):
+        year, word, day = match.groups()
+        return _year(year), _month(word), int(day)
+    raise InvalidDate("not a date; write it like " + _example(locale))
+
+
+def _order(first: int, second: int, separator: str, locale: str) -> tuple[int, int]:
+    """(month, day) from the two fields before a trailing year."""
+    month_first = separator != "." and _month_first(locale)
+    month, day = (first, second) if month_first else (second, first)
+    if month > 12 and day <= 12:
+        month, day = day, month
+    return month, day
+
+
+@lru_cache(maxsize=None)
+def _month_first(locale: str) -> bool:
+    """Whether the locale's short date pattern puts the month before the day (en: M/d/yy)."""
+    pattern = re.sub(r"'[^']*'", "", get_date_format("short", locale=locale).pattern)
+    positions = {field: pattern.find(field) for field in "yMd"}
+    if positions["y"] < min(positions["M"], positions["d"]):
+        return False  # year first (zh_CN): a year-last date is read day first
+    return positions["M"] < positions["d"]
+
+
+def _year(digits: str) -> int:
+    if len(digits) == 2:
+        raise InvalidDate("two-digit years are ambiguous; write the year in full, e.g. 1985")
+    if len(digits) != 4:
+        raise InvalidDate(f"{digits} is not a four-digit year")
+    return int(digits)
+
+
+def _build(year: int, month: int, day: int) -> date:
+    if not 1 <= month <= 12:
+        raise InvalidDate(f"there is no month {month}")
+    try:
+        return date(year, month, day)
+    except ValueError:
+        name = get_month_names("wide", locale="en")[month]
+        raise InvalidDate(f"there is no {name} {day} in {year:04d}") from None
+
+
+def _month(word: str) -> int:
+    table, stems = _month_tables()
+    token = word.rstrip(".")
+    if token in table:
+        return table[token]
+    candidates: set[int] = set()
+    if len(token) >= 3:
+        # an abbreviation of a known name ("sept", "dec", "февр") ...
+        candidates |= {month for name, month in table.items() if name.startswith(token)}
+        # ... or another case ending of a known stem ("январе", "марте")
+        candidates |= {month for stem, month in stems if token.startswith(stem)}
+    if len(candidates) == 1:
+        return candidates.pop()
+    raise InvalidDate(f"{word!r} is not a month name")
+
+
+@lru_cache(maxsize=1)
+def _month_tables() -> tuple[dict[str, int], tuple[tuple[str, int], ...]]:
+    """Every month name Babel knows for the supported locales, folded, without trailing dots."""
+    table: dict[str, int] = {}
+    stems: set[tuple[str, int]] = set()
+    for locale in SUPPORTED_LOCALES:
+        for context in ("format", "stand-alone"):
+            for width in ("wide", "abbreviated"):
+                for month, name in get_month_names(width, context, locale).items():
+                    folded = unicodedata.normalize("NFKC", name).casefold().rstrip(".")
+                    if any(ch.isdigit() for ch in folded):
+                        continue  # zh "3月" is covered by the 年月日 form
+                    table.setdefault(folded, month)
+                    if width == "wide" and context == "stand-alone":
+                        stem = folded.rstrip("ьйа")
+                        if len(stem) >= 3:
+                            stems.add((stem, month))
+    return table, tuple(sorted(stems))
+
+
+def _example(locale: str) -> str:
+    return {
+        "en": "03/07/1985 or 7 March 1985",
+        "ru": "07.03.1985 or 7 March 1985",
+        "zh_CN": "1985年3月7日 or 1985-03-07",
+    }.get(locale, "1985-03-07")

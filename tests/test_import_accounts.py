@@ -1,0 +1,451 @@
+"""Importing the bank's CSV export into a real database (SQLite file; PostgreSQL when reachable)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.engine import create_engine, create_schema, create_session_factory
+from bot.db.models import Account
+from bot.domain.errors import ImportFileError
+from bot.services.accounts import COLUMNS, ImportReport, RowError, import_accounts
+from bot.services.demo import DEMO_ACCOUNTS, load_demo_data
+
+NOW = datetime(2025, 6, 1, 9, 30, tzinfo=timezone.utc)
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+Factory = async_sessionmaker[AsyncSession]
+
+
+def row(**overrides: str) -> dict[str, str]:
+    values = {
+        "account_id": "ACC-1",
+        "full_name": "Li Wei",
+        "phone": "+86 138 0013 8000",
+        "birth_date": "1985-03-07",
+        "card_last4": "4321",
+        "currency": "CNY",
+        "statement_balance": "15000",
+        "overdue_amount": "12345.6",
+        "minimum_due": "1500.00",
+        "days_past_due": "45",
+        "late_fee": "75",
+        "daily_interest_rate": "0.0005",
+        "locale": "zh_CN",
+        "timezone": "Asia/Shanghai",
+    }
+    values.update(overrides)
+    return values
+
+
+def write_csv(path: Path, rows: list[dict[str, str]], *, columns: tuple[str, ...] = COLUMNS, bom: bool = False) -> Path:
+    with path.open("w", encoding="utf-8-sig" if bom else "utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+async def _sqlite(tmp_path: Path) -> AsyncIterator[Factory]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'accounts.sqlite3'}")
+    await create_schema(engine)
+    yield create_session_factory(engine)
+    await engine.dispose()
+
+
+async def _postgres() -> AsyncIterator[Factory]:
+    asyncpg = pytest.importorskip("asyncpg")
+    admin_dsn = POSTGRES_URL.replace("postgresql+asyncpg", "postgresql")
+    try:
+        admin = await asyncpg.connect(admin_dsn, timeout=5)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+        pytest.skip(f"PostgreSQL is not reachable at {admin_dsn}: {error}")
+    name = f"t_import_{uuid.uuid4().hex[:12]}"
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    engine = create_engine(POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        await create_schema(engine)
+        yield create_session_factory(engine)
+    finally:
+        await engine.dispose()
+        admin = await asyncpg.connect(admin_dsn, timeout=5)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Factory]:
+    """A fresh SQLite file."""
+    async for factory in _sqlite(tmp_path):
+        yield factory
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Factory]:
+    """The same test on a SQLite file and on a fresh PostgreSQL database."""
+    source = _sqlite(tmp_path) if request.param == "sqlite" else _postgres()
+    async for factory in source:
+        yield factory
+
+
+async def accounts(factory: Factory) -> dict[str, Account]:
+    async with factory() as session:
+        result = await session.scalars(select(Account).order_by(Account.account_id))
+        return {account.account_id: account for account in result}
+
+
+async def count(factory: Factory) -> int:
+    async with factory() as session:
+        return int(await session.scalar(select(func.count()).select_from(Account)) or 0)
+
+
+# --------------------------------------------------------------------------- good files
+
+
+async def test_good_file(any_db: Factory, tmp_path: Path) -> None:
+    columns = ("timezone", "note", *reversed(COLUMNS[:-1]))  # any order, an extra column
+    source = write_csv(
+        tmp_path / "accounts.csv",
+        [
+            row(note="ignored"),
+            row(
+                account_id="ACC-2", full_name="  Ivan   Petrov ", phone="+7 (912) 345-67-89", currency="rub",
+                statement_balance="154300.5", overdue_amount="42000", minimum_due="7715.00", days_past_due="20",
+                late_fee="0", daily_interest_rate="0.00060", locale="RU", timezone="Europe/Moscow",
+            ),
+            row(
+                account_id="ACC-3", phone="14155550132", currency="JPY", statement_balance="380000",
+                overdue_amount="95000.00", minimum_due="19000", late_fee="1000", locale="zh-cn",
+                timezone="asia/tokyo", daily_interest_rate="0",
+            ),
+        ],
+        columns=columns,
+    )
+
+    report = await import_accounts(any_db, source, now=NOW)
+
+    assert report.errors == []
+    assert (report.inserted, report.updated, report.unchanged, report.rejected) == (3, 0, 0, 0)
+    stored = await accounts(any_db)
+    assert sorted(stored) == ["ACC-1", "ACC-2", "ACC-3"]
+    first, second, third = stored["ACC-1"], stored["ACC-2"], stored["ACC-3"]
+    assert first.phone == "+8613800138000"
+    assert first.birth_date == date(1985, 3, 7)
+    assert first.overdue_amount == Decimal("12345.60")
+    assert first.statement_balance == Decimal("15000.00")
+    assert first.daily_interest_rate == Decimal("0.0005")
+    assert first.locale == "zh_CN" and first.timezone == "Asia/Shanghai"
+    assert first.balance_version == 1
+    assert first.updated_at == NOW
+    assert second.full_name == "Ivan Petrov"
+    assert second.phone == "+79123456789"
+    assert second.currency == "RUB" and second.locale == "ru"
+    assert second.statement_balance == Decimal("154300.50")
+    assert second.late_fee == Decimal("0")
+    assert third.currency == "JPY" and third.overdue_amount == Decimal("95000")
+    assert third.locale == "zh_CN" and third.timezone == "Asia/Tokyo"
+    assert third.daily_interest_rate == Decimal("0")
+    for account in stored.values():
+        assert isinstance(account.statement_balance, Decimal)
+
+
+async def test_amounts_are_stored_quantized_to_the_minor_unit(db: Factory, tmp_path: Path) -> None:
+    source = write_csv(
+        tmp_path / "a.csv",
+        [row(overdue_amount="12345.6"), row(account_id="ACC-JP", currency="JPY", statement_balance="1500.00",
+                                            overdue_amount="700", minimum_due="70", late_fee="0")],
+    )
+    await import_accounts(db, source, now=NOW)
+    async with db() as session:
+        raw = dict((await session.execute(text("SELECT account_id, overdue_amount FROM accounts"))).all())
+        raw_jp = await session.scalar(text("SELECT statement_balance FROM accounts WHERE account_id = 'ACC-JP'"))
+    assert raw == {"ACC-1": "12345.60", "ACC-JP": "700"}
+    assert raw_jp == "1500"
+
+
+async def test_file_with_bom(db: Factory, tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "bom.csv", [row(), row(account_id="ACC-2")], bom=True)
+    assert source.read_bytes().startswith(b"\xef\xbb\xbf")
+
+    report = await import_accounts(db, source, now=NOW)
+
+    assert report.errors == []
+    assert report.inserted == 2
+    assert sorted(await accounts(db)) == ["ACC-1", "ACC-2"]
+
+
+async def test_blank_lines_are_skipped_and_counted_in_line_numbers(db: Factory, tmp_path: Path) -> None:
+    source = tmp_path / "blank.csv"
+    good = ",".join(row().values())
+    source.write_text(",".join(COLUMNS) + "\n\n" + good + "\n\n" + good.replace("ACC-1", "ACC-2").replace("4321", "43x1") + "\n")
+
+    report = await import_accounts(db, source, now=NOW)
+
+    assert report.inserted == 1
+    assert report.errors == [RowError(5, "card_last4", "must be exactly 4 digits")]
+
+
+# --------------------------------------------------------------------------- bad rows
+
+
+@pytest.mark.parametrize(
+    ("overrides", "column", "reason"),
+    [
+        ({"account_id": ""}, "account_id", "empty"),
+        ({"account_id": "X" * 65}, "account_id", "longer than 64"),
+        ({"full_name": "  "}, "full_name", "empty"),
+        ({"phone": "not a phone"}, "phone", "not a phone number"),
+        ({"phone": "+86 138"}, "phone", "too short"),
+        ({"phone": "+7 000 000 00 00"}, "phone", "impossible"),
+        ({"birth_date": "07.03.1985"}, "birth_date", "YYYY-MM-DD"),
+        ({"birth_date": "1985-02-31"}, "birth_date", "no such date"),
+        ({"birth_date": "2030-01-01"}, "birth_date", "future"),
+        ({"birth_date": "1899-12-31"}, "birth_date", "before 1900"),
+        ({"birth_date": "2015-01-01"}, "birth_date", "at least 14"),
+        ({"card_last4": "123"}, "card_last4", "exactly 4 digits"),
+        ({"card_last4": "12345"}, "card_last4", "exactly 4 digits"),
+        ({"card_last4": "12a4"}, "card_last4", "exactly 4 digits"),
+        ({"currency": "XYZ"}, "currency", "ISO 4217"),
+        ({"currency": ""}, "currency", "empty"),
+        ({"statement_balance": "-1"}, "statement_balance", "negative"),
+        ({"statement_balance": "abc"}, "statement_balance", "not a number"),
+        ({"statement_balance": "1,000.00"}, "statement_balance", "not a number"),
+        ({"statement_balance": "1e3"}, "statement_balance", "not a number"),
+        ({"statement_balance": "NaN"}, "statement_balance", "not a number"),
+        ({"overdue_amount": "10.505"}, "overdue_amount", "more than 2 digits"),
+        ({"currency": "JPY", "overdue_amount": "12345", "minimum_due": "100.5"}, "minimum_due", "no fractional unit"),
+        ({"minimum_due": ""}, "minimum_due", "empty"),
+        ({"late_fee": "-0.01"}, "late_fee", "negative"),
+        ({"days_past_due": "-3"}, "days_past_due", "negative"),
+        ({"days_past_due": "4.5"}, "days_past_due", "whole number"),
+        ({"daily_interest_rate": "0.01"}, "daily_interest_rate", "below 0.01"),
+        ({"daily_interest_rate": "-0.0001"}, "daily_interest_rate", "negative"),
+        ({"daily_interest_rate": "5%"}, "daily_interest_rate", "not a number"),
+        ({"locale": "de"}, "locale", "not one of en, zh_CN, ru"),
+        ({"timezone": "Mars/Olympus"}, "timezone", "IANA"),
+        ({"timezone": "+03:00"}, "timezone", "IANA"),
+    ],
+)
+async def test_bad_row_is_reported_and_skipped(
+    db: Factory, tmp_path: Path, overrides: dict[str, str], column: str, reason: str
+) -> None:
+    source = write_csv(
+        tmp_path / "bad.csv",
+        [row(account_id="GOOD-1"), row(**{"account_id": "BAD", **overrides}), row(account_id="GOOD-2")],
+    )
+
+    report = await import_accounts(db, source, now=NOW)
+
+    assert [(error.line, error.column) for error in report.errors] == [(3, column)]
+    assert reason in report.errors[0].reason
+    assert report.inserted == 2 and report.rejected == 1
+    assert sorted(await accounts(db)) == ["GOOD-1", "GOOD-2"]
+
+
+async def test_every_problem_of_a_row_is_reported_with_its_line(any_db: Factory, tmp_path: Path) -> None:
+    source = write_csv(
+        tmp_path / "bad.csv",
+        [
+            row(account_id="GOOD-1", full_name="Li\nWei"),  # a quoted line break: lines 2-3
+            row(account_id="BAD-1", phone="12", card_last4="", locale="fr"),  # line 4
+            row(account_id="GOOD-2"),  # line 5
+            row(account_id="GOOD-1"),  # line 6: duplicate
+            row(account_id="BAD-2", currency="JPY", statement_balance="1.5", timezone="Nowhere"),  # line 7
+        ],
+    )
+
+    report = await import_accounts(any_db, source, now=NOW)
+
+    assert [(error.line, error.column) for error in report.errors] == [
+        (4, "phone"),
+        (4, "card_last4"),
+        (4, "locale"),
+        (6, "account_id"),
+        (7, "statement_balance"),
+        (7, "overdue_amount"),  # 12345.6 means nothing in yen either
+        (7, "timezone"),
+    ]
+    assert report.errors[3].reason == "duplicate of line 2"
+    assert (report.inserted, report.rejected) == (2, 3)
+    stored = await accounts(any_db)
+    assert sorted(stored) == ["GOOD-1", "GOOD-2"]
+    assert stored["GOOD-1"].full_name == "Li Wei"
+
+
+async def test_row_with_wrong_number_of_fields(db: Factory, tmp_path: Path) -> None:
+    source = tmp_path / "fields.csv"
+    good = ",".join(row().values())
+    source.write_text(f"{','.join(COLUMNS)}\n{good}\nACC-2,Li Wei,+8613800138000\n{good.replace('ACC-1', 'ACC-3')},extra\n")
+
+    report = await import_accounts(db, source, now=NOW)
+
+    assert report.errors == [
+        RowError(3, "row", "has 3 fields where the header has 14"),
+        RowError(4, "row", "has 15 fields where the header has 14"),
+    ]
+    assert report.inserted == 1
+
+
+async def test_duplicate_account_id_names_the_earlier_line(db: Factory, tmp_path: Path) -> None:
+    source = write_csv(
+        tmp_path / "dup.csv",
+        [row(), row(account_id="ACC-2"), row(overdue_amount="1.00"), row(account_id=" ACC-2 ")],
+    )
+
+    report = await import_accounts(db, source, now=NOW)
+
+    assert report.errors == [
+        RowError(4, "account_id", "duplicate of line 2"),
+        RowError(5, "account_id", "duplicate of line 3"),
+    ]
+    stored = await accounts(db)
+    assert len(stored) == 2
+    assert stored["ACC-1"].overdue_amount == Decimal("12345.60")  # the first occurrence wins
+
+
+# --------------------------------------------------------------------------- unusable files
+
+
+async def test_missing_columns_name_them(db: Factory, tmp_path: Path) -> None:
+    columns = tuple(c for c in COLUMNS if c not in ("phone", "late_fee"))
+    source = write_csv(tmp_path / "missing.csv", [row()], columns=columns)
+
+    with pytest.raises(ImportFileError, match="phone, late_fee"):
+        await import_accounts(db, source, now=NOW)
+    assert await count(db) == 0
+
+
+async def test_empty_file(db: Factory, tmp_path: Path) -> None:
+    source = tmp_path / "empty.csv"
+    source.write_bytes(b"")
+    with pytest.raises(ImportFileError, match="empty"):
+        await import_accounts(db, source, now=NOW)
+
+
+async def test_missing_file(db: Factory, tmp_path: Path) -> None:
+    with pytest.raises(ImportFileError, match="cannot read"):
+        await import_accounts(db, tmp_path / "nope.csv", now=NOW)
+
+
+async def test_non_utf8_file_writes_nothing(db: Factory, tmp_path: Path) -> None:
+    good = [row(account_id=f"ACC-{n}") for n in range(2500)]  # more than one batch before the bad bytes
+    source = write_csv(tmp_path / "latin1.csv", good)
+    with source.open("ab") as handle:
+        handle.write(",".join(row(account_id="ACC-X", full_name="Jos\xe9").values()).encode("latin-1") + b"\n")
+
+    with pytest.raises(ImportFileError, match="line 2502: the file is not UTF-8"):
+        await import_accounts(db, source, now=NOW)
+    assert await count(db) == 0
+
+
+# --------------------------------------------------------------------------- re-import
+
+
+async def test_reimport_updates_without_duplicates(any_db: Factory, tmp_path: Path) -> None:
+    rows = [row(account_id="A"), row(account_id="B"), row(account_id="C"), row(account_id="D")]
+    first = await import_accounts(any_db, write_csv(tmp_path / "1.csv", rows), now=NOW)
+    assert (first.inserted, first.updated, first.unchanged) == (4, 0, 0)
+
+    # the same figures written differently compare equal
+    same = [{**r, "overdue_amount": "12345.60", "statement_balance": "15000.0", "phone": "008613800138000"} for r in rows]
+    later = NOW + timedelta(days=1)
+    again = await import_accounts(any_db, write_csv(tmp_path / "2.csv", same), now=later)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 4)
+    stored = await accounts(any_db)
+    assert {a.balance_version for a in stored.values()} == {1}
+    assert {a.updated_at for a in stored.values()} == {NOW}
+
+    changed = [
+        row(account_id="A", full_name="Li Wei Jr", phone="+79123456789", locale="ru"),  # not a balance field
+        row(account_id="B", overdue_amount="12000.00", days_past_due="46"),  # balance change
+        row(account_id="C", daily_interest_rate="0.0006"),  # balance change
+        row(account_id="D"),
+        row(account_id="E"),
+    ]
+    third = await import_accounts(any_db, write_csv(tmp_path / "3.csv", changed), now=later)
+    assert (third.inserted, third.updated, third.unchanged) == (1, 3, 1)
+
+    stored = await accounts(any_db)
+    assert await count(any_db) == 5
+    assert {key: a.balance_version for key, a in stored.items()} == {"A": 1, "B": 2, "C": 2, "D": 1, "E": 1}
+    assert stored["A"].full_name == "Li Wei Jr" and stored["A"].phone == "+79123456789"
+    assert stored["B"].overdue_amount == Decimal("12000") and stored["B"].days_past_due == 46
+    assert stored["C"].daily_interest_rate == Decimal("0.0006")
+    assert stored["A"].updated_at == later and stored["D"].updated_at == NOW
+
+    fourth = await import_accounts(any_db, write_csv(tmp_path / "4.csv", [row(account_id="B", late_fee="80")]), now=later)
+    assert fourth.updated == 1
+    assert (await accounts(any_db))["B"].balance_version == 3
+
+
+async def test_many_rows_in_several_batches(any_db: Factory, tmp_path: Path) -> None:
+    rows = [row(account_id=f"ACC-{n:05d}", card_last4=f"{n % 10000:04d}") for n in range(4500)]
+    report = await import_accounts(any_db, write_csv(tmp_path / "many.csv", rows), now=NOW)
+    assert (report.inserted, report.errors) == (4500, [])
+    rows[4499]["overdue_amount"] = "1.00"
+    report = await import_accounts(any_db, write_csv(tmp_path / "many2.csv", rows), now=NOW)
+    assert (report.inserted, report.updated, report.unchanged) == (0, 1, 4499)
+    assert await count(any_db) == 4500
+
+
+# --------------------------------------------------------------------------- report
+
+
+def test_report_format() -> None:
+    report = ImportReport(inserted=3, updated=1, unchanged=2, rejected=1)
+    report.add_error(RowError(7, "phone", "not a phone number"))
+    report.add_error(RowError(7, "card_last4", "must be exactly 4 digits"))
+    assert report.format().splitlines() == [
+        "3 inserted, 1 updated, 2 unchanged, 1 rejected",
+        "line 7, column phone: not a phone number",
+        "line 7, column card_last4: must be exactly 4 digits",
+    ]
+
+
+# --------------------------------------------------------------------------- demo data
+
+
+def test_demo_accounts_are_consistent() -> None:
+    assert len(DEMO_ACCOUNTS) == 5
+    assert len({a["account_id"] for a in DEMO_ACCOUNTS}) == 5
+    assert len({a["currency"] for a in DEMO_ACCOUNTS}) >= 4
+    assert {a["locale"] for a in DEMO_ACCOUNTS} == {"en", "zh_CN", "ru"}
+    assert any(a["daily_interest_rate"] == "0.0005" for a in DEMO_ACCOUNTS)
+    for account in DEMO_ACCOUNTS:
+        assert set(account) == set(COLUMNS)
+        minimum, overdue, statement = (Decimal(account[k]) for k in ("minimum_due", "overdue_amount", "statement_balance"))
+        assert minimum <= overdue <= statement, account["account_id"]
+
+
+async def test_demo_data_is_idempotent(any_db: Factory, tmp_path: Path) -> None:
+    assert await load_demo_data(any_db, now=NOW) == 5
+    assert await load_demo_data(any_db, now=NOW + timedelta(hours=1)) == 0
+    stored = await accounts(any_db)
+    assert len(stored) == 5
+    assert {a.balance_version for a in stored.values()} == {1}
+    assert {a.phone for a in stored.values()} == {a["phone"] for a in DEMO_ACCOUNTS}
+    cn = stored["DEMO-CN-0001"]
+    assert (cn.currency, cn.locale, cn.days_past_due) == ("CNY", "zh_CN", 45)
+    assert cn.updated_at == NOW
+
+    # the import and the demo loader share one upsert
+    changed: dict[str, Any] = {**DEMO_ACCOUNTS[0], "overdue_amount": "8000.00"}
+    report = await import_accounts(any_db, write_csv(tmp_path / "demo.csv", [changed]), now=NOW)
+    assert report.updated == 1
+    assert await load_demo_data(any_db, now=NOW) == 0
+    assert (await accounts(any_db))["DEMO-CN-0001"].balance_version == 3
