@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TextIO
 
 from bot.domain.masking import mask_text
 
@@ -16,8 +17,12 @@ class MaskingFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler()
+def masked_handler(stream: TextIO | None = None) -> logging.Handler:
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(MaskingFilter())
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    return handler
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, handlers=[masked_handler()], force=True)

@@ -8,10 +8,16 @@ from handlers import common, errors, fallback, session, verify
 
 
 def get_routers() -> list[Router]:
-    """Cardholder routers serve private chats only; the catch-all comes last."""
+    """Fresh routers, cardholder ones for private chats only, the catch-all last.
+
+    Each module builds its router in `create_router()` rather than at import, so that several
+    dispatchers (a restart, the tests) can be built in one process.
+    """
     cardholder = Router(name="cardholder")
     cardholder.message.filter(F.chat.type == "private")
     cardholder.edited_message.filter(F.chat.type == "private")
     cardholder.callback_query.filter(F.message.chat.type == "private")
-    cardholder.include_routers(session.router, common.router, verify.router, fallback.router)
-    return [errors.router, cardholder]
+    cardholder.include_routers(
+        session.create_router(), common.create_router(), verify.create_router(), fallback.create_router()
+    )
+    return [errors.create_router(), cardholder]

@@ -17,10 +17,8 @@ from bot.services.verification import ChatSession, VerificationService
 from handlers.keyboards import CONTACT_BANK, SIGN_OUT, LanguageChoice, PersonRequest, language_keyboard
 from handlers.prompts import ask_for_phone, show_current_step
 
-router = Router(name=__name__)
 
 
-@router.message(Command("help"))
 async def help_command(message: Message, state: FSMContext, account: Account | None) -> None:
     text = _(
         "I help you settle an overdue card payment safely in this chat.\n\n"
@@ -32,18 +30,15 @@ async def help_command(message: Message, state: FSMContext, account: Account | N
     await show_current_step(message, state, account, text)
 
 
-@router.message(Command("cancel"))
 async def cancel_command(message: Message, state: FSMContext, account: Account | None) -> None:
     await state.clear()
     await show_current_step(message, state, account, _("Cancelled."))
 
 
-@router.message(Command("language"))
 async def language_command(message: Message) -> None:
     await message.answer(_("Choose your language:"), reply_markup=language_keyboard())
 
 
-@router.callback_query(LanguageChoice.filter())
 async def language_chosen(
     query: CallbackQuery,
     callback_data: LanguageChoice,
@@ -62,18 +57,15 @@ async def language_chosen(
         await show_current_step(query.message, state, chat_session.account)
 
 
-@router.message(F.text == CONTACT_BANK)
 async def contact_bank(message: Message, policy: Policy) -> None:
     await message.answer(bank_contact_text(policy))
 
 
-@router.callback_query(PersonRequest.filter())
 async def person_requested(query: CallbackQuery, policy: Policy) -> None:
     if isinstance(query.message, Message):
         await query.message.answer(bank_contact_text(policy))
 
 
-@router.message(F.text == SIGN_OUT)
 async def sign_out(message: Message, state: FSMContext, verification: VerificationService, chat_session: ChatSession) -> None:
     await verification.sign_out(chat_session.profile)
     await state.clear()
@@ -93,3 +85,15 @@ def bank_contact_text(policy: Policy) -> str:
         zone=bank.timezone,
         website=bank.website,
     )
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(help_command, Command("help"))
+    router.message.register(cancel_command, Command("cancel"))
+    router.message.register(language_command, Command("language"))
+    router.callback_query.register(language_chosen, LanguageChoice.filter())
+    router.message.register(contact_bank, F.text == CONTACT_BANK)
+    router.callback_query.register(person_requested, PersonRequest.filter())
+    router.message.register(sign_out, F.text == SIGN_OUT)
+    return router

@@ -11,17 +11,14 @@ from aiogram.utils.i18n import gettext as _
 from bot.db.models import Account
 from handlers.prompts import show_current_step
 
-router = Router(name=__name__)
 
 LONGEST_TEXT_READ = 1000
 
 
-@router.edited_message()
 async def edited(message: Message) -> None:
     await message.answer(_("I only act on new messages. If you changed something, please send it again."))
 
 
-@router.message(F.text.startswith("/"))
 async def unknown_command(message: Message, state: FSMContext, account: Account | None) -> None:
     command = (message.text or "").split()[0][:64]
     await show_current_step(
@@ -29,7 +26,6 @@ async def unknown_command(message: Message, state: FSMContext, account: Account 
     )
 
 
-@router.message(F.text.len() > LONGEST_TEXT_READ)
 async def too_long(message: Message, state: FSMContext, account: Account | None) -> None:
     await show_current_step(
         message,
@@ -39,18 +35,26 @@ async def too_long(message: Message, state: FSMContext, account: Account | None)
     )
 
 
-@router.message(F.text)
 async def not_understood(message: Message, state: FSMContext, account: Account | None) -> None:
     await show_current_step(message, state, account, _("Sorry, I didn't understand that."))
 
 
-@router.message()
 async def not_text(message: Message, state: FSMContext, account: Account | None) -> None:
     await show_current_step(
         message, state, account, _("I can only read text messages and the buttons in this chat.")
     )
 
 
-@router.callback_query()
 async def stale_button(query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
     callback_answer.text = _("This button is no longer active.")
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.edited_message.register(edited)
+    router.message.register(unknown_command, F.text.startswith("/"))
+    router.message.register(too_long, F.text.len() > LONGEST_TEXT_READ)
+    router.message.register(not_understood, F.text)
+    router.message.register(not_text)
+    router.callback_query.register(stale_button)
+    return router

@@ -11,7 +11,6 @@ from aiogram.utils.i18n import gettext as _
 from bot.services.verification import ChatSession
 from handlers.prompts import ask_for_phone
 
-router = Router(name=__name__)
 
 
 class SessionExpired(Filter):
@@ -21,7 +20,6 @@ class SessionExpired(Filter):
         return chat_session is not None and chat_session.expired
 
 
-@router.message(SessionExpired())
 async def session_expired(message: Message, state: FSMContext, session_idle_minutes: int) -> None:
     await state.clear()
     lead = _("For your security, you were signed out after {minutes} minutes without activity.").format(
@@ -30,7 +28,13 @@ async def session_expired(message: Message, state: FSMContext, session_idle_minu
     await ask_for_phone(message, state, lead)
 
 
-@router.callback_query(SessionExpired())
 async def session_expired_button(query: CallbackQuery, state: FSMContext, session_idle_minutes: int) -> None:
     if isinstance(query.message, Message):
         await session_expired(query.message, state, session_idle_minutes)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(session_expired, SessionExpired())
+    router.callback_query.register(session_expired_button, SessionExpired())
+    return router

@@ -24,11 +24,9 @@ from handlers.keyboards import person_keyboard
 from handlers.prompts import ask_for_birth_date, ask_for_phone, birth_date_example, show_main_menu
 from handlers.states import Verification
 
-router = Router(name=__name__)
 log = logging.getLogger(__name__)
 
 
-@router.message(CommandStart())
 async def start(message: Message, state: FSMContext, policy: Policy, chat_session: ChatSession) -> None:
     await state.clear()
     greeting = _("Hello! I am the payment assistant of {bank}.").format(bank=policy.bank.name)
@@ -38,7 +36,6 @@ async def start(message: Message, state: FSMContext, policy: Policy, chat_sessio
     await ask_for_phone(message, state, greeting)
 
 
-@router.message(StateFilter(Verification.sharing_phone, None), F.contact)
 async def phone_shared(
     message: Message, state: FSMContext, verification: VerificationService, clock: Clock, policy: Policy
 ) -> None:
@@ -66,14 +63,12 @@ async def phone_shared(
     await ask_for_birth_date(message, _("Thank you."))
 
 
-@router.message(Verification.sharing_phone)
 async def phone_not_shared(message: Message, state: FSMContext) -> None:
     await ask_for_phone(
         message, state, _("I can't accept a typed phone number: the button proves the number is yours.")
     )
 
 
-@router.message(Verification.typing_birth_date, F.text)
 async def birth_date_typed(
     message: Message,
     state: FSMContext,
@@ -118,7 +113,6 @@ async def birth_date_typed(
         )
 
 
-@router.message(Verification.typing_birth_date)
 async def birth_date_not_text(message: Message) -> None:
     await ask_for_birth_date(message, _("Please type your date of birth as text."))
 
@@ -148,3 +142,13 @@ async def forget_message(bot: Bot, message: Message) -> None:
 
 def chat_locale() -> str:
     return get_i18n().current_locale
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(start, CommandStart())
+    router.message.register(phone_shared, StateFilter(Verification.sharing_phone, None), F.contact)
+    router.message.register(phone_not_shared, Verification.sharing_phone)
+    router.message.register(birth_date_typed, Verification.typing_birth_date, F.text)
+    router.message.register(birth_date_not_text, Verification.typing_birth_date)
+    return router

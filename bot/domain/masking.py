@@ -21,6 +21,7 @@ def mask_text(text: str) -> str:
         digits = re.sub(r"\D", "", match.group())
         if len(digits) < 7:
             return match.group()
-        return "*" * (len(digits) - 2) + digits[-2:]
+        sign = "+" if match.group().startswith("+") else ""
+        return sign + "*" * (len(digits) - 2) + digits[-2:]
 
     return _LONG_NUMBER.sub(_number, text)

@@ -1,0 +1,152 @@
+"""Test harness: the real bot, polling over HTTP against the fake Bot API, on a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.app import App, create_app
+from bot.clock import ManualClock
+from bot.db import create_engine, create_schema, create_session_factory
+from bot.db.models import Account
+from bot.settings import Settings, load_settings
+from bot.telegram_fake import ChatClient, FakeTelegram
+
+BOT_TOKEN = "123456:TEST-token_for-fake"
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+def make_account(**overrides: Any) -> Account:
+    values: dict[str, Any] = {
+        "account_id": "ACC-1",
+        "full_name": "Li Wei",
+        "phone": "+8613800138000",
+        "birth_date": date(1985, 3, 7),
+        "card_last4": "4321",
+        "currency": "CNY",
+        "statement_balance": Decimal("15000.00"),
+        "overdue_amount": Decimal("12345.60"),
+        "minimum_due": Decimal("1500.00"),
+        "days_past_due": 45,
+        "late_fee": Decimal("75.00"),
+        "daily_interest_rate": Decimal("0.0005"),
+        "locale": "zh_CN",
+        "timezone": "Asia/Shanghai",
+        "balance_version": 1,
+        "updated_at": datetime.now(timezone.utc),
+    }
+    values.update(overrides)
+    return Account(**values)
+
+
+async def add_accounts(session_factory: async_sessionmaker[AsyncSession], *accounts: Account) -> None:
+    async with session_factory() as session, session.begin():
+        session.add_all(accounts)
+
+
+class BotHarness:
+    """Runs the bot like production (polling, HTTP) and hands out cardholders to talk to it."""
+
+    def __init__(self, fake: FakeTelegram, settings: Settings, clock: ManualClock) -> None:
+        self.fake = fake
+        self.settings = settings
+        self.clock = clock
+        self.app: App | None = None
+        self._polling: asyncio.Task[None] | None = None
+        self._next_user = 1000
+
+    @property
+    def session_factory(self) -> async_sessionmaker[AsyncSession]:
+        assert self.app is not None
+        return self.app.session_factory
+
+    async def start(self) -> None:
+        self.app = await create_app(self.settings, clock=self.clock)
+        self._polling = asyncio.create_task(
+            self.app.dispatcher.start_polling(
+                self.app.bot, handle_signals=False, close_bot_session=False, polling_timeout=1
+            )
+        )
+
+    async def stop(self) -> None:
+        if self.app is None:
+            return
+        await self.app.dispatcher.stop_polling()
+        assert self._polling is not None
+        await self._polling
+        await self.app.close()
+        self.app = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    def cardholder(self, language_code: str | None = "en", phone: str = "+8613800138000") -> ChatClient:
+        self._next_user += 1
+        self.fake.add_user(self._next_user, first_name="Ann", language_code=language_code)
+        return ChatClient(self.fake, self._next_user, phone=phone)
+
+    async def add_accounts(self, *accounts: Account) -> None:
+        await add_accounts(self.session_factory, *accounts)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    server = FakeTelegram()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+
+
+@pytest.fixture
+async def harness(fake: FakeTelegram, database_url: str) -> AsyncIterator[BotHarness]:
+    base_url = fake.base_url
+    settings = load_settings(
+        _env_file=None, bot_token=BOT_TOKEN, telegram_api_url=base_url, database_url=database_url
+    )
+    bot_harness = BotHarness(fake, settings, ManualClock())
+    await bot_harness.start()
+    yield bot_harness
+    await bot_harness.stop()
+
+
+@pytest.fixture
+async def session_factory(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(database_url)
+    await create_schema(engine)
+    yield create_session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh database on the local PostgreSQL server for one test, dropped afterwards."""
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin_dsn = POSTGRES_URL.replace("postgresql+asyncpg", "postgresql")
+    connection = await asyncpg.connect(admin_dsn)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    connection = await asyncpg.connect(admin_dsn)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
