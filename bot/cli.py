@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the bot with long polling (needs BOT_TOKEN)")
-    commands.add_parser("sandbox", help="talk to the bot offline in this terminal, as a demo cardholder")
+    sandbox_parser = commands.add_parser("sandbox", help="talk to the bot offline in this terminal, as a demo cardholder")
+    sandbox_parser.add_argument("--language", default="en", help="the Telegram language of the sandbox user (en, ru, zh)")
     accounts = commands.add_parser("import-accounts", help="load delinquent accounts from a CSV file")
     accounts.add_argument("file", type=Path)
     commands.add_parser("demo-data", help="load the demo accounts (idempotent)")
@@ -66,10 +67,11 @@ async def run(settings: Settings, _arguments: argparse.Namespace) -> int:
     return 0
 
 
-async def sandbox(settings: Settings, _arguments: argparse.Namespace) -> int:
+async def sandbox(settings: Settings, arguments: argparse.Namespace) -> int:
     from bot.sandbox import run_sandbox
 
-    return await run_sandbox(settings)
+    logging.getLogger().setLevel(logging.WARNING)
+    return await run_sandbox(settings, arguments.language)
 
 
 async def import_accounts_command(settings: Settings, arguments: argparse.Namespace) -> int:

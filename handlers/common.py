@@ -15,7 +15,7 @@ from bot.domain.policy import Policy
 from bot.i18n import LANGUAGE_NAMES
 from bot.services.verification import ChatSession, VerificationService
 from handlers.keyboards import CONTACT_BANK, SIGN_OUT, LanguageChoice, PersonRequest, language_keyboard
-from handlers.prompts import ask_for_phone, show_current_step
+from handlers.prompts import ask_for_phone, edit_once, show_current_step
 
 
 
@@ -53,8 +53,9 @@ async def language_chosen(
         return
     await verification.set_locale(chat_session.profile, callback_data.locale)
     with i18n.use_locale(callback_data.locale):
-        await query.message.edit_text(_("Language: {name}").format(name=LANGUAGE_NAMES[callback_data.locale]))
-        await show_current_step(query.message, state, chat_session.account)
+        chosen = _("Language: {name}").format(name=LANGUAGE_NAMES[callback_data.locale])
+        if await edit_once(query.message, chosen):
+            await show_current_step(query.message, state, chat_session.account)
 
 
 async def contact_bank(message: Message, policy: Policy) -> None:

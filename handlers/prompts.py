@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message, ReplyKeyboardRemove
 from aiogram.utils.i18n import gettext as _
@@ -9,6 +10,17 @@ from aiogram.utils.i18n import gettext as _
 from bot.db.models import Account
 from handlers.keyboards import main_menu_keyboard, share_phone_keyboard
 from handlers.states import Verification
+
+
+async def edit_once(message: Message, text: str) -> bool:
+    """Replace a message's text and buttons; False when it already says that (a double tap)."""
+    try:
+        await message.edit_text(text)
+    except TelegramBadRequest as error:
+        if "message is not modified" in error.message:
+            return False
+        raise
+    return True
 
 
 def birth_date_example() -> str:

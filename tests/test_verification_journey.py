@@ -11,7 +11,10 @@ from sqlalchemy import select
 from bot.db.models import AuditEvent
 from bot.logs import masked_handler
 from bot.telegram_fake import UserMessage
-from tests.conftest import BotHarness, make_account
+from bot.clock import ManualClock
+from bot.settings import load_settings
+from bot.telegram_fake import FakeTelegram
+from tests.conftest import BOT_TOKEN, BotHarness, make_account
 
 BIRTH_DATE = {"en": "03/07/1985", "ru": "07.03.1985", "zh-hans": "1985年3月7日"}
 GREETING = {"en": "Hello!", "ru": "Здравствуйте", "zh-hans": "您好"}
@@ -249,3 +252,33 @@ async def test_command_menu_is_set_per_language(bank: BotHarness) -> None:
     chinese = bank.fake.commands(language_code="zh")
     assert {c["command"] for c in english} == {"start", "help", "language", "cancel"}
     assert russian[0]["description"] != english[0]["description"] != chinese[0]["description"]
+
+
+async def test_a_double_tap_acts_once(bank: BotHarness) -> None:
+    cardholder = bank.cardholder()
+    menu = await cardholder.send("/language")
+    message_id = menu[-1].message_id
+    first = bank.fake.user_presses(cardholder.user_id, message_id, "lang:ru")
+    second = bank.fake.user_presses(cardholder.user_id, message_id, "lang:ru")
+    await cardholder.wait_quiet()
+
+    texts = [m.text for m in bank.fake.bot_messages(cardholder.chat_id)]
+    assert sum("Чтобы защитить ваш счёт" in text for text in texts) == 1
+    assert not any("something went wrong" in text for text in texts)
+    assert bank.fake.callback_answer(first) is not None and bank.fake.callback_answer(second) is not None
+
+
+async def test_verification_and_restart_on_postgresql(fake: FakeTelegram, postgres_url: str) -> None:
+    settings = load_settings(_env_file=None, bot_token=BOT_TOKEN, telegram_api_url=fake.base_url, database_url=postgres_url)
+    bank = BotHarness(fake, settings, ManualClock())
+    await bank.start()
+    try:
+        await bank.add_accounts(make_account())
+        cardholder = bank.cardholder(language_code="zh-hans")
+        await cardholder.send("/start")
+        await cardholder.share_contact("+8613800138000")
+        await bank.restart()
+        verified = await cardholder.send("1985年3月7日")
+        assert "身份已确认" in verified[-1].text
+    finally:
+        await bank.stop()
