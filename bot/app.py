@@ -23,7 +23,7 @@ from bot.db import create_engine, create_schema, create_session_factory
 from bot.db.fsm_storage import SQLAlchemyStorage
 from bot.domain.policy import Policy, load_policy
 from bot.i18n import ChatLocaleMiddleware, create_i18n
-from bot.middlewares import UpdateContextMiddleware
+from bot.middlewares import UpdateContextMiddleware, UpdatesInFlight
 from bot.services.audit import AuditTrail, OutboundAuditMiddleware
 from bot.services.verification import VerificationRules
 from bot.settings import SUPPORTED_LOCALES, Settings
@@ -42,9 +42,11 @@ class App:
     policy: Policy
     i18n: I18n
     clock: Clock
+    updates: UpdatesInFlight
 
     async def close(self) -> None:
         await self.dispatcher.storage.close()
+        await self.dispatcher.fsm.events_isolation.close()
         await self.bot.session.close()
         await self.engine.dispose()
 
@@ -65,11 +67,11 @@ def create_dispatcher(
     i18n: I18n,
     clock: Clock,
     audit: AuditTrail,
-    events_isolation: BaseEventIsolation | None = None,
+    updates: UpdatesInFlight,
 ) -> Dispatcher:
     dispatcher = Dispatcher(
         storage=SQLAlchemyStorage(session_factory),
-        events_isolation=events_isolation or SimpleEventIsolation(),
+        events_isolation=create_events_isolation(settings),
         settings=settings,
         policy=policy,
         clock=clock,
@@ -81,12 +83,33 @@ def create_dispatcher(
         lock_minutes=settings.verify_lock_minutes,
         idle_minutes=settings.session_idle_minutes,
     )
+    track_outermost(dispatcher, updates)
     dispatcher.update.outer_middleware(UpdateContextMiddleware(session_factory, rules, clock, audit))
     dispatcher.update.outer_middleware(ChatLocaleMiddleware(i18n))
     dispatcher.callback_query.outer_middleware(CallbackAnswerMiddleware())
     dispatcher.include_routers(*get_routers())
     dispatcher.startup.register(set_commands)
     return dispatcher
+
+
+def track_outermost(dispatcher: Dispatcher, updates: UpdatesInFlight) -> None:
+    """Put the tracker around aiogram's own error middleware, so an apology counts as handling."""
+    manager = dispatcher.update.outer_middleware
+    builtin = list(manager)
+    for middleware in builtin:
+        manager.unregister(middleware)
+    manager.register(updates)
+    for middleware in builtin:
+        manager.register(middleware)
+
+
+def create_events_isolation(settings: Settings) -> BaseEventIsolation:
+    """One update per chat at a time: in this process, or across processes through Redis."""
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisEventIsolation
+
+        return RedisEventIsolation.from_url(settings.redis_url)
+    return SimpleEventIsolation()
 
 
 async def create_app(settings: Settings, *, clock: Clock | None = None, token: str | None = None) -> App:
@@ -100,8 +123,9 @@ async def create_app(settings: Settings, *, clock: Clock | None = None, token: s
     audit = AuditTrail(session_factory, clock)
     bot = create_bot(settings, token)
     bot.session.middleware(OutboundAuditMiddleware(audit))
-    dispatcher = create_dispatcher(settings, session_factory, policy, i18n, clock, audit)
-    return App(settings, engine, session_factory, bot, dispatcher, policy, i18n, clock)
+    updates = UpdatesInFlight()
+    dispatcher = create_dispatcher(settings, session_factory, policy, i18n, clock, audit, updates)
+    return App(settings, engine, session_factory, bot, dispatcher, policy, i18n, clock, updates)
 
 
 async def set_commands(bot: Bot, i18n: I18n) -> None:

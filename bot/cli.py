@@ -1,4 +1,4 @@
-"""Command line: `python -m bot run | sandbox | import-accounts FILE | demo-data`."""
+"""Command line: `python -m bot run | sandbox | import-accounts FILE | demo-data | calc`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.calc_cli import add_calc_parser, calc_command
 from bot.clock import Clock
 from bot.domain.errors import DomainError
 from bot.domain.policy import PolicyError, load_policy
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     accounts = commands.add_parser("import-accounts", help="load delinquent accounts from a CSV file")
     accounts.add_argument("file", type=Path)
     commands.add_parser("demo-data", help="load the demo accounts (idempotent)")
+    add_calc_parser(commands)
     return parser
 
 
@@ -107,4 +109,5 @@ COMMANDS = {
     "sandbox": sandbox,
     "import-accounts": import_accounts_command,
     "demo-data": demo_data,
+    "calc": calc_command,
 }

@@ -56,3 +56,33 @@ class UpdateContextMiddleware(BaseMiddleware):
                 return await handler(event, data)
             finally:
                 current_account.reset(token)
+
+
+class UpdatesInFlight(BaseMiddleware):
+    """Knows which updates the dispatcher has finished, so a shutdown or a test can wait for them."""
+
+    REMEMBERED = 10_000
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.finished: set[int] = set()
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        assert isinstance(event, Update)
+        self.running += 1
+        try:
+            return await handler(event, data)
+        finally:
+            self.running -= 1
+            if len(self.finished) >= self.REMEMBERED:
+                self.finished.clear()
+            self.finished.add(event.update_id)
+
+    def handled(self, update_id: int) -> bool:
+        """True when this update was handled and no other update is being handled."""
+        return update_id in self.finished and self.running == 0

@@ -33,7 +33,9 @@ async def run_sandbox(settings: Settings, language_code: str = "en") -> int:
     try:
         await load_demo_data_if_empty(app)
         fake.add_user(SANDBOX_USER_ID, first_name="Sandbox", language_code=language_code)
-        client = ChatClient(fake, SANDBOX_USER_ID, timeout=30, phone=DEMO_ACCOUNTS[0]["phone"])
+        client = ChatClient(
+            fake, SANDBOX_USER_ID, timeout=30, phone=DEMO_ACCOUNTS[0]["phone"], handled=app.updates.handled
+        )
         print(introduction(), end="\n> ", flush=True)
         await converse(client)
     finally:

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     verify_max_attempts: int = Field(default=3, ge=1, le=100)
     verify_lock_minutes: int = Field(default=30, ge=1, le=10080)
     session_idle_minutes: int = Field(default=30, ge=1, le=10080)
+    redis_url: str | None = None
 
     @field_validator("bot_token", mode="before")
     @classmethod
@@ -55,6 +56,15 @@ class Settings(BaseSettings):
     def _database(cls, value: str) -> str:
         if not (value.startswith("sqlite+aiosqlite://") or value.startswith("postgresql+asyncpg://")):
             raise ValueError("must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
+        return value
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        if not re.match(r"^rediss?://", str(value)):
+            raise ValueError("must be a redis:// URL such as redis://127.0.0.1:6379/0")
         return value
 
     @field_validator("default_locale")

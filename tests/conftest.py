@@ -22,6 +22,7 @@ from bot.settings import Settings, load_settings
 from bot.telegram_fake import ChatClient, FakeTelegram
 
 BOT_TOKEN = "123456:TEST-token_for-fake"
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 
@@ -93,7 +94,10 @@ class BotHarness:
     def cardholder(self, language_code: str | None = "en", phone: str = "+8613800138000") -> ChatClient:
         self._next_user += 1
         self.fake.add_user(self._next_user, first_name="Ann", language_code=language_code)
-        return ChatClient(self.fake, self._next_user, phone=phone)
+        return ChatClient(self.fake, self._next_user, phone=phone, handled=self.handled)
+
+    def handled(self, update_id: int) -> bool:
+        return self.app is not None and self.app.updates.handled(update_id)
 
     async def add_accounts(self, *accounts: Account) -> None:
         await add_accounts(self.session_factory, *accounts)

@@ -106,3 +106,12 @@ def test_sandbox_runs_offline_with_demo_data(tmp_path: Path) -> None:
     assert "you are verified" in result.stdout
     assert "[1] ☎️ Contact the bank" in result.stdout
     assert "+86 400 820 8888" in result.stdout
+
+
+def test_calc_prints_the_schedule_and_rejects_bad_input_without_a_traceback(tmp_path: Path) -> None:
+    table = run_cli("calc", "--amount", "10000", "--currency", "CNY", "--months", "12", "--method", "flat", "--rate", "0.006", cwd=tmp_path)
+    bad = run_cli("calc", "--amount", "12000", "--currency", "ABC", "--months", "12", cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert "893.33" in table.stdout and "720.00" in table.stdout and "13.03 %" in table.stdout
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr

@@ -14,7 +14,7 @@ from bot.telegram_fake import UserMessage
 from bot.clock import ManualClock
 from bot.settings import load_settings
 from bot.telegram_fake import FakeTelegram
-from tests.conftest import BOT_TOKEN, BotHarness, make_account
+from tests.conftest import BOT_TOKEN, REDIS_URL, BotHarness, make_account
 
 BIRTH_DATE = {"en": "03/07/1985", "ru": "07.03.1985", "zh-hans": "1985年3月7日"}
 GREETING = {"en": "Hello!", "ru": "Здравствуйте", "zh-hans": "您好"}
@@ -280,5 +280,22 @@ async def test_verification_and_restart_on_postgresql(fake: FakeTelegram, postgr
         await bank.restart()
         verified = await cardholder.send("1985年3月7日")
         assert "身份已确认" in verified[-1].text
+    finally:
+        await bank.stop()
+
+
+async def test_double_tap_with_redis_event_isolation(fake: FakeTelegram, database_url: str) -> None:
+    settings = load_settings(
+        _env_file=None,
+        bot_token=BOT_TOKEN,
+        telegram_api_url=fake.base_url,
+        database_url=database_url,
+        redis_url=REDIS_URL,
+    )
+    bank = BotHarness(fake, settings, ManualClock())
+    await bank.start()
+    try:
+        assert type(bank.app.dispatcher.fsm.events_isolation).__name__ == "RedisEventIsolation"
+        await test_a_double_tap_acts_once(bank)
     finally:
         await bank.stop()

@@ -17,3 +17,7 @@ class InvalidDate(DomainError):
 
 class ImportFileError(DomainError):
     """The file as a whole cannot be imported (unreadable, wrong header)."""
+
+
+class CalculationError(DomainError):
+    """A calculator input is unusable (amount, currency, term, rate, date); the message says which and why."""

@@ -1,15 +1,42 @@
-"""The bank's policy file (TOML): loaded once, validated, each mistake reported with its key."""
+"""The bank's policy file (TOML): loaded once, validated, each mistake reported with its key.
+
+Besides the bank's contact details the policy holds the collection rules the calculator applies:
+stages by days past due, installment terms (self-service and agent-only), fee and interest rates by
+term, the minimum installment per currency, the longest promise-to-pay delay, the late-fee waiver
+and how long an offer stays valid. Rates are fractions (0.0075 is 0.75 %); amounts are in whole
+currency units.
+"""
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
 from datetime import time
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.domain.errors import DomainError
+from bot.domain.calculator import (
+    AMORTIZING,
+    FLAT,
+    MAX_APR,
+    MAX_FLAT_MONTHLY_RATE,
+    MAX_MONTHS,
+    currency_exponent,
+    is_known_currency,
+)
+from bot.domain.errors import CalculationError, DomainError
+
+CONSEQUENCES = ("credit_bureau", "late_fees", "interest", "card_suspended", "legal_action")
+WAIVER_CONDITIONS = ("pay_in_full", "first_installment")
+MAX_PROMISE_DAYS = 90
+MAX_OFFER_MINUTES = 7 * 24 * 60
+MAX_WAIVER_DAYS = 90
+_SECTIONS = (
+    "version", "bank", "stages", "terms", "fees", "minimum_installment", "promise_to_pay",
+    "late_fee_waiver", "offers",
+)
 
 
 class PolicyError(DomainError):
@@ -31,9 +58,113 @@ class BankContact:
 
 
 @dataclass(frozen=True)
+class Consequences:
+    """What applies to an account while it is in a stage."""
+
+    credit_bureau: bool
+    late_fees: bool
+    interest: bool
+    card_suspended: bool
+    legal_action: bool
+
+    def active(self) -> tuple[str, ...]:
+        """Names of the consequences that apply, in the policy's order."""
+        return tuple(name for name in CONSEQUENCES if getattr(self, name))
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    min_dpd: int
+    max_dpd: int | None  # None: open-ended (the last stage)
+    consequences: Consequences
+
+    def contains(self, dpd: int) -> bool:
+        return dpd >= self.min_dpd and (self.max_dpd is None or dpd <= self.max_dpd)
+
+
+@dataclass(frozen=True)
+class Terms:
+    """Installment terms in months: what the bot may offer, and the longer ones only an agent may."""
+
+    self_service: tuple[int, ...]
+    agent_only: tuple[int, ...]
+    self_service_method: str  # "flat" or "amortizing"
+
+    def offered(self, agent: bool = False) -> tuple[int, ...]:
+        """Terms open to the bot (agent=False) or to an agent (all of them), shortest first."""
+        return tuple(sorted(self.self_service + self.agent_only)) if agent else self.self_service
+
+
+@dataclass(frozen=True)
+class Fees:
+    flat_monthly: Mapping[int, Decimal]  # term in months -> fee per month, fraction of the principal
+    amortizing_apr: Mapping[int, Decimal]  # term in months -> nominal annual rate, fraction
+
+
+@dataclass(frozen=True)
+class MinimumInstallment:
+    by_currency: Mapping[str, Decimal]  # ISO code -> smallest monthly payment, in currency units
+    default_share: Decimal  # other currencies: smallest payment as a share of the plan's amount
+
+    def for_plan(self, currency: str, principal: Decimal) -> Decimal:
+        """The smallest monthly payment allowed for a plan of `principal` in `currency`."""
+        fixed = self.by_currency.get(currency)
+        if fixed is not None:
+            return fixed
+        exponent = Decimal(1).scaleb(-currency_exponent(currency))
+        return (principal * self.default_share).quantize(exponent, rounding=ROUND_CEILING)
+
+
+@dataclass(frozen=True)
+class LateFeeWaiver:
+    allowed: bool
+    condition: str | None  # "pay_in_full" or "first_installment"; None when not allowed
+    within_days: int | None
+
+
+@dataclass(frozen=True)
 class Policy:
     version: str
     bank: BankContact
+    stages: tuple[Stage, ...]
+    terms: Terms
+    fees: Fees
+    minimum_installment: MinimumInstallment
+    promise_max_days: int
+    late_fee_waiver: LateFeeWaiver
+    offer_expiry_minutes: int
+
+    def stage_for(self, dpd: int) -> Stage | None:
+        """The stage of an account `dpd` days past due; None when it is not overdue (dpd <= 0)."""
+        for stage in self.stages:
+            if stage.contains(dpd):
+                return stage
+        return None
+
+    def plan_terms(self, months: int, agent: bool = False) -> tuple[str, Decimal]:
+        """(method, rate) the policy sets for a term: the flat monthly fee rate or the APR.
+
+        Raises CalculationError when the term is not offered (to the bot, or to an agent).
+        """
+        if months in self.terms.self_service:
+            if self.terms.self_service_method == FLAT:
+                return FLAT, self.fees.flat_monthly[months]
+            return AMORTIZING, self.fees.amortizing_apr[months]
+        if months in self.terms.agent_only:
+            if agent:
+                return AMORTIZING, self.fees.amortizing_apr[months]
+            raise CalculationError(
+                f"{months} months is a term only an agent may offer; self-service terms: "
+                f"{_join(self.terms.self_service)} months"
+            )
+        raise CalculationError(
+            f"{months} months is not a term the policy offers; terms: {_join(self.terms.offered(agent=True))} months"
+        )
+
+
+def _join(values: tuple[int, ...]) -> str:
+    return ", ".join(str(value) for value in values)
 
 
 class _Reader:
@@ -42,6 +173,9 @@ class _Reader:
     def __init__(self, raw: dict[str, Any]) -> None:
         self.raw = raw
         self.problems: list[str] = []
+
+    def problem(self, key: str, reason: str) -> None:
+        self.problems.append(f"{key}: {reason}")
 
     def get(self, key: str, kind: type, default: Any = None) -> Any:
         node: Any = self.raw
@@ -52,10 +186,49 @@ class _Reader:
                 self.problems.append(f"{key}: missing")
                 return None
             node = node[part]
-        if not isinstance(node, kind):
-            self.problems.append(f"{key}: must be a {kind.__name__}")
+        return self.check(key, node, kind)
+
+    def check(self, key: str, value: Any, kind: type) -> Any:
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            self.problems.append(f"{key}: must be a {_KIND_NAMES.get(kind, kind.__name__)}")
             return None
-        return node
+        return value
+
+    def integer(self, key: str, value: Any, low: int, high: int) -> int | None:
+        value = self.check(key, value, int)
+        if value is None:
+            return None
+        if not low <= value <= high:
+            self.problem(key, f"{value} is out of range ({low} to {high})")
+            return None
+        return value
+
+    def decimal(self, key: str, value: Any, low: Decimal, high: Decimal, *, unit: str = "") -> Decimal | None:
+        """A number (TOML float or integer, or a string such as "0.0075") within [low, high]."""
+        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
+            self.problem(key, "must be a number")
+            return None
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            self.problem(key, f"{value!r} is not a number")
+            return None
+        if not number.is_finite() or not low <= number <= high:
+            self.problem(key, f"{value} is out of range ({low} to {high}{unit})")
+            return None
+        return number
+
+    def table(self, key: str, value: Any) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            self.problem(key, "must be a table")
+            return None
+        return value
+
+    def unknown_keys(self, prefix: str, node: Any, known: tuple[str, ...]) -> None:
+        if isinstance(node, dict):
+            for name in node:
+                if name not in known:
+                    self.problem(f"{prefix}{name}", f"unknown key (expected one of {', '.join(known)})")
 
     def clock_time(self, key: str) -> time | None:
         value = self.get(key, str)
@@ -79,8 +252,222 @@ class _Reader:
         return value
 
 
+_KIND_NAMES = {int: "whole number", str: "string", bool: "boolean (true or false)", list: "list", dict: "table"}
+
+
+def _stages(reader: _Reader) -> tuple[Stage, ...]:
+    raw = reader.get("stages", list)
+    if raw is None:
+        return ()
+    if not raw:
+        reader.problem("stages", "at least one stage is needed")
+        return ()
+    stages: list[Stage | None] = []
+    names: dict[str, int] = {}
+    for index, node in enumerate(raw):
+        key = f"stages[{index}]"
+        if reader.table(key, node) is None:
+            stages.append(None)
+            continue
+        reader.unknown_keys(f"{key}.", node, ("name", "min_dpd", "max_dpd", "consequences"))
+        name = reader.check(f"{key}.name", node.get("name"), str) if "name" in node else None
+        if "name" not in node:
+            reader.problem(f"{key}.name", "missing")
+        elif name is not None:
+            if not name.strip():
+                reader.problem(f"{key}.name", "must not be empty")
+            elif name in names:
+                reader.problem(f"{key}.name", f"{name!r} is already used by stages[{names[name]}]")
+            else:
+                names[name] = index
+        min_dpd = max_dpd = None
+        if "min_dpd" not in node:
+            reader.problem(f"{key}.min_dpd", "missing")
+        else:
+            min_dpd = reader.integer(f"{key}.min_dpd", node["min_dpd"], 1, 100_000)
+        if "max_dpd" in node:
+            max_dpd = reader.integer(f"{key}.max_dpd", node["max_dpd"], 1, 100_000)
+            if max_dpd is not None and min_dpd is not None and max_dpd < min_dpd:
+                reader.problem(f"{key}.max_dpd", f"{max_dpd} is before min_dpd {min_dpd}")
+                max_dpd = None
+        consequences = _consequences(reader, f"{key}.consequences", node.get("consequences"))
+        if name is None or min_dpd is None or consequences is None:
+            stages.append(None)
+            continue
+        stages.append(Stage(name=name, min_dpd=min_dpd, max_dpd=max_dpd, consequences=consequences))
+    _check_stage_order(reader, raw, stages)
+    return tuple(stage for stage in stages if stage is not None)
+
+
+def _consequences(reader: _Reader, key: str, node: Any) -> Consequences | None:
+    if node is None:
+        reader.problem(key, "missing")
+        return None
+    if reader.table(key, node) is None:
+        return None
+    reader.unknown_keys(f"{key}.", node, CONSEQUENCES)
+    flags: dict[str, bool] = {}
+    for name in CONSEQUENCES:
+        if name not in node:
+            reader.problem(f"{key}.{name}", "missing")
+            continue
+        value = reader.check(f"{key}.{name}", node[name], bool)
+        if value is not None:
+            flags[name] = value
+    return Consequences(**flags) if len(flags) == len(CONSEQUENCES) else None
+
+
+def _check_stage_order(reader: _Reader, raw: list[Any], stages: list[Stage | None]) -> None:
+    """Stages start at 1 DPD, follow each other without gaps or overlaps, and the last is open-ended."""
+    last = len(stages) - 1
+    for index, stage in enumerate(stages):
+        if stage is None:
+            continue
+        key = f"stages[{index}]"
+        if index == 0 and stage.min_dpd != 1:
+            reader.problem(f"{key}.min_dpd", f"the first stage must start at 1, not {stage.min_dpd}")
+        if index == last and isinstance(raw[index], dict) and "max_dpd" in raw[index]:
+            reader.problem(f"{key}.max_dpd", "the last stage must be open-ended (remove max_dpd)")
+        if index < last and stage.max_dpd is None and isinstance(raw[index], dict) and "max_dpd" not in raw[index]:
+            reader.problem(f"{key}.max_dpd", "missing (only the last stage may be open-ended)")
+        previous = stages[index - 1] if index > 0 else None
+        if previous is None or previous.max_dpd is None:
+            continue
+        if stage.min_dpd <= previous.max_dpd:
+            reader.problem(
+                f"{key}.min_dpd", f"overlaps stages[{index - 1}] (which ends at {previous.max_dpd} DPD)"
+            )
+        elif stage.min_dpd > previous.max_dpd + 1:
+            reader.problem(
+                f"{key}.min_dpd",
+                f"leaves a gap after stages[{index - 1}]: days {previous.max_dpd + 1} to "
+                f"{stage.min_dpd - 1} have no stage",
+            )
+
+
+def _term_list(reader: _Reader, key: str, *, required: bool) -> tuple[int, ...]:
+    raw = reader.get(key, list, default=None if required else [])
+    if raw is None:
+        return ()
+    if required and not raw:
+        reader.problem(key, "at least one term is needed")
+    seen: list[int] = []
+    for value in raw:
+        if isinstance(value, bool) or not isinstance(value, int):
+            reader.problem(key, f"{value!r} is not a whole number of months")
+        elif not 1 <= value <= MAX_MONTHS:
+            reader.problem(key, f"{value} is out of range (1 to {MAX_MONTHS} months)")
+        elif value in seen:
+            reader.problem(key, f"{value} appears twice")
+        else:
+            seen.append(value)
+    return tuple(sorted(seen))
+
+
+def _rate_table(reader: _Reader, key: str, high: Decimal, unit: str) -> dict[int, Decimal]:
+    node = reader.get(key, dict, default={})
+    if node is None:
+        return {}
+    rates: dict[int, Decimal] = {}
+    for name, value in node.items():
+        if not name.isdigit() or not 1 <= int(name) <= MAX_MONTHS:
+            reader.problem(f"{key}.{name}", f"not a term in months (1 to {MAX_MONTHS})")
+            continue
+        rate = reader.decimal(f"{key}.{name}", value, Decimal(0), high, unit=unit)
+        if rate is not None:
+            rates[int(name)] = rate
+    return rates
+
+
+def _terms_and_fees(reader: _Reader) -> tuple[Terms, Fees]:
+    reader.unknown_keys("terms.", reader.raw.get("terms"), ("self_service", "agent_only", "self_service_method"))
+    reader.unknown_keys("fees.", reader.raw.get("fees"), ("flat_monthly", "amortizing_apr"))
+    self_service = _term_list(reader, "terms.self_service", required=True)
+    agent_only = _term_list(reader, "terms.agent_only", required=False)
+    for term in agent_only:
+        if term in self_service:
+            reader.problem("terms.agent_only", f"{term} is also a self-service term")
+    agent_only = tuple(term for term in agent_only if term not in self_service)
+    method = reader.get("terms.self_service_method", str, default=FLAT)
+    if method not in (FLAT, AMORTIZING, None):
+        reader.problem("terms.self_service_method", f"{method!r} is not \"flat\" or \"amortizing\"")
+        method = None
+    flat = _rate_table(reader, "fees.flat_monthly", MAX_FLAT_MONTHLY_RATE, " a month")
+    apr = _rate_table(reader, "fees.amortizing_apr", MAX_APR, " a year")
+    if method == FLAT:
+        for term in self_service:
+            if term not in flat and not _bad_key(reader, "fees.flat_monthly", term):
+                reader.problem("terms.self_service", f"{term} has no fee rate in fees.flat_monthly")
+    elif method == AMORTIZING:
+        for term in self_service:
+            if term not in apr and not _bad_key(reader, "fees.amortizing_apr", term):
+                reader.problem("terms.self_service", f"{term} has no rate in fees.amortizing_apr")
+    for term in agent_only:
+        if term not in apr and not _bad_key(reader, "fees.amortizing_apr", term):
+            reader.problem("terms.agent_only", f"{term} has no rate in fees.amortizing_apr")
+    return (
+        Terms(self_service=self_service, agent_only=agent_only, self_service_method=method or FLAT),
+        Fees(flat_monthly=flat, amortizing_apr=apr),
+    )
+
+
+def _bad_key(reader: _Reader, key: str, term: int) -> bool:
+    """Whether the term's rate is present but was already reported as wrong."""
+    section, table = key.split(".")
+    node = reader.raw.get(section)
+    return isinstance(node, dict) and isinstance(node.get(table), dict) and str(term) in node[table]
+
+
+def _minimum_installment(reader: _Reader) -> MinimumInstallment:
+    node = reader.get("minimum_installment", dict)
+    amounts: dict[str, Decimal] = {}
+    share = None
+    if node is not None:
+        for name, value in node.items():
+            key = f"minimum_installment.{name}"
+            if name == "default_share":
+                share = reader.decimal(key, value, Decimal(0), Decimal(1))
+                if share is not None and share == 0:
+                    reader.problem(key, "must be more than 0")
+                    share = None
+                continue
+            if not is_known_currency(name):
+                reader.problem(key, f"unknown currency {name!r} (use an ISO 4217 code such as CNY)")
+                continue
+            amount = reader.decimal(key, value, Decimal(0), Decimal(10) ** 9)
+            if amount is None:
+                continue
+            if amount <= 0:
+                reader.problem(key, "must be more than 0")
+            elif -amount.normalize().as_tuple().exponent > currency_exponent(name):
+                reader.problem(key, f"{value} has more decimals than {name} allows ({currency_exponent(name)})")
+            else:
+                amounts[name] = amount
+        if "default_share" not in node:
+            reader.problem("minimum_installment.default_share", "missing")
+    return MinimumInstallment(by_currency=amounts, default_share=share or Decimal(1))
+
+
+def _late_fee_waiver(reader: _Reader) -> LateFeeWaiver:
+    reader.unknown_keys("late_fee_waiver.", reader.raw.get("late_fee_waiver"), ("allowed", "condition", "within_days"))
+    allowed = reader.get("late_fee_waiver.allowed", bool)
+    if not allowed:
+        return LateFeeWaiver(allowed=False, condition=None, within_days=None)
+    condition = reader.get("late_fee_waiver.condition", str)
+    if condition is not None and condition not in WAIVER_CONDITIONS:
+        reader.problem(
+            "late_fee_waiver.condition", f"{condition!r} is not one of {', '.join(WAIVER_CONDITIONS)}"
+        )
+        condition = None
+    days = reader.get("late_fee_waiver.within_days", int)
+    if days is not None:
+        days = reader.integer("late_fee_waiver.within_days", days, 1, MAX_WAIVER_DAYS)
+    return LateFeeWaiver(allowed=True, condition=condition, within_days=days)
+
+
 def parse_policy(raw: dict[str, Any]) -> Policy:
     reader = _Reader(raw)
+    reader.unknown_keys("", raw, _SECTIONS)
     version = reader.get("version", str)
     bank = BankContact(
         name=reader.get("bank.name", str),
@@ -90,14 +477,34 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         hours_end=reader.clock_time("bank.hours_end"),
         timezone=reader.zone("bank.timezone"),
     )
+    stages = _stages(reader)
+    terms, fees = _terms_and_fees(reader)
+    minimum = _minimum_installment(reader)
+    promise_days = reader.get("promise_to_pay.max_days", int)
+    if promise_days is not None:
+        promise_days = reader.integer("promise_to_pay.max_days", promise_days, 0, MAX_PROMISE_DAYS)
+    waiver = _late_fee_waiver(reader)
+    expiry = reader.get("offers.expiry_minutes", int)
+    if expiry is not None:
+        expiry = reader.integer("offers.expiry_minutes", expiry, 1, MAX_OFFER_MINUTES)
     if reader.problems:
         raise PolicyError(reader.problems)
-    return Policy(version=version, bank=bank)
+    return Policy(
+        version=version,
+        bank=bank,
+        stages=stages,
+        terms=terms,
+        fees=fees,
+        minimum_installment=minimum,
+        promise_max_days=promise_days,
+        late_fee_waiver=waiver,
+        offer_expiry_minutes=expiry,
+    )
 
 
 def load_policy(path: Path) -> Policy:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
     except OSError as error:
         raise PolicyError([f"{path}: cannot be read ({error.strerror})"]) from None
     except tomllib.TOMLDecodeError as error:

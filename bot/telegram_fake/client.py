@@ -92,6 +92,9 @@ def _match(labels: list[str], wanted: str) -> str | None:
     return found.pop() if found else None
 
 
+PROBE_INTERVAL = 0.01
+"""How often a `handled` probe is asked while the bot works on an update."""
+
 SILENT_METHODS = frozenset({"deleteMessage", "sendChatAction"})
 """Calls that do not answer the person: a reply is still on its way after them."""
 
@@ -99,8 +102,10 @@ SILENT_METHODS = frozenset({"deleteMessage", "sendChatAction"})
 class ChatClient:
     """Acts as one person in a chat (private by default, or a member in a group topic).
 
-    Every action waits until the bot has fetched the update, acted on this chat, and
-    gone quiet for ``settle`` seconds, then returns the bot messages sent or edited meanwhile.
+    Every action waits until the bot has fetched and handled the update, then returns the bot
+    messages sent or edited meanwhile. "Handled" is exact when the bot runs in the same process
+    and a `handled(update_id)` probe is given; otherwise it is the bot having acted on this chat
+    and then gone quiet for ``settle`` seconds.
     """
 
     def __init__(
@@ -112,8 +117,10 @@ class ChatClient:
         settle: float = DEFAULT_SETTLE,
         timeout: float = DEFAULT_TIMEOUT,
         phone: str | None = None,
+        handled: Callable[[int], bool] | None = None,
     ) -> None:
         self.fake = fake
+        self.handled = handled
         self.user_id = user_id
         self.chat_id = user_id if chat_id is None else chat_id
         self.message_thread_id = message_thread_id
@@ -357,16 +364,21 @@ class ChatClient:
             event = fake.change_event()
             now = loop.time()
             fetched = fake.was_fetched(update_id)
-            reacted = not expect_reply or any(
-                e.chat_id == self.chat_id and e.method not in SILENT_METHODS for e in fake.events[start:]
-            )
-            if fetched and reacted and fake.in_flight == 0:
-                quiet_for = now - fake.last_activity
-                if quiet_for >= self.settle:
+            if self.handled is not None:
+                if fetched and self.handled(update_id) and fake.in_flight == 0:
                     return
-                wait = self.settle - quiet_for
+                wait = PROBE_INTERVAL
             else:
-                wait = deadline - now
+                reacted = not expect_reply or any(
+                    e.chat_id == self.chat_id and e.method not in SILENT_METHODS for e in fake.events[start:]
+                )
+                if fetched and reacted and fake.in_flight == 0:
+                    quiet_for = now - fake.last_activity
+                    if quiet_for >= self.settle:
+                        return
+                    wait = self.settle - quiet_for
+                else:
+                    wait = deadline - now
             if now >= deadline:
                 raise AssertionError(self._timeout_report(what, update_id, start))
             try:
@@ -375,7 +387,11 @@ class ChatClient:
                 pass
 
     async def wait_quiet(self, settle: float | None = None) -> None:
-        """Wait until every update was fetched, no request is running and nothing happened for ``settle`` s."""
+        """Wait until every update was fetched and handled and no request is running.
+
+        With a `handled` probe this is exact; without one, "handled" means nothing happened for
+        ``settle`` seconds.
+        """
         quiet = self.settle if settle is None else settle
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
@@ -385,7 +401,11 @@ class ChatClient:
             now = loop.time()
             idle = fake.all_fetched() and fake.in_flight == 0
             wait = deadline - now
-            if idle:
+            if idle and self.handled is not None:
+                if self.handled(fake.last_update_id):
+                    return
+                wait = min(wait, PROBE_INTERVAL)
+            elif idle:
                 quiet_for = now - fake.last_activity
                 if quiet_for >= quiet:
                     return
