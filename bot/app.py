@@ -84,7 +84,7 @@ def create_dispatcher(
         idle_minutes=settings.session_idle_minutes,
     )
     track_outermost(dispatcher, updates)
-    dispatcher.update.outer_middleware(UpdateContextMiddleware(session_factory, rules, clock, audit))
+    dispatcher.update.outer_middleware(UpdateContextMiddleware(session_factory, rules, policy, clock, audit))
     dispatcher.update.outer_middleware(ChatLocaleMiddleware(i18n))
     dispatcher.callback_query.outer_middleware(CallbackAnswerMiddleware())
     dispatcher.include_routers(*get_routers())
@@ -134,9 +134,13 @@ async def set_commands(bot: Bot, i18n: I18n) -> None:
         with i18n.context(), i18n.use_locale(locale):
             commands = [
                 BotCommand(command="start", description=_("Begin or start again")),
+                BotCommand(command="balance", description=_("What you owe")),
+                BotCommand(command="plans", description=_("Ways to pay")),
+                BotCommand(command="myplan", description=_("Your arrangement")),
                 BotCommand(command="help", description=_("What I can do")),
                 BotCommand(command="language", description=_("Change the language")),
                 BotCommand(command="cancel", description=_("Stop what we are doing")),
+                BotCommand(command="stop", description=_("No more messages from us")),
             ]
         language_code = None if locale == "en" else locale.split("_")[0]
         await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=language_code)

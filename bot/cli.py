@@ -1,4 +1,4 @@
-"""Command line: `python -m bot run | sandbox | import-accounts FILE | demo-data | calc`."""
+"""Command line: `python -m bot run | sandbox | import-accounts FILE | import-payments FILE | demo-data | calc`."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.calc_cli import add_calc_parser, calc_command
 from bot.clock import Clock
+from bot.db import create_engine, create_schema, create_session_factory
 from bot.domain.errors import DomainError
 from bot.domain.policy import PolicyError, load_policy
 from bot.logs import setup_logging
@@ -19,6 +23,7 @@ from bot.settings import Settings, SettingsError, load_settings
 log = logging.getLogger("bot")
 
 EXIT_USAGE = 2
+T = TypeVar("T")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox_parser.add_argument("--language", default="en", help="the Telegram language of the sandbox user (en, ru, zh)")
     accounts = commands.add_parser("import-accounts", help="load delinquent accounts from a CSV file")
     accounts.add_argument("file", type=Path)
+    payments = commands.add_parser("import-payments", help="apply payments the bank posted, from a CSV file")
+    payments.add_argument("file", type=Path)
     commands.add_parser("demo-data", help="load the demo accounts (idempotent)")
     add_calc_parser(commands)
     return parser
@@ -76,30 +83,36 @@ async def sandbox(settings: Settings, arguments: argparse.Namespace) -> int:
     return await run_sandbox(settings, arguments.language)
 
 
-async def import_accounts_command(settings: Settings, arguments: argparse.Namespace) -> int:
-    from bot.db import create_engine, create_schema, create_session_factory
-    from bot.services.accounts import import_accounts
-
+async def with_database(settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    """Run one piece of offline work (an import) against the configured database."""
     engine = create_engine(settings.database_url)
     try:
         await create_schema(engine)
-        report = await import_accounts(create_session_factory(engine), arguments.file, now=Clock().now())
+        return await work(create_session_factory(engine))
     finally:
         await engine.dispose()
+
+
+async def import_accounts_command(settings: Settings, arguments: argparse.Namespace) -> int:
+    from bot.services.accounts import import_accounts
+
+    report = await with_database(settings, lambda sessions: import_accounts(sessions, arguments.file, now=Clock().now()))
+    print(report.format())
+    return 1 if report.errors else 0
+
+
+async def import_payments_command(settings: Settings, arguments: argparse.Namespace) -> int:
+    from bot.services.payments import import_payments
+
+    report = await with_database(settings, lambda sessions: import_payments(sessions, arguments.file, now=Clock().now()))
     print(report.format())
     return 1 if report.errors else 0
 
 
 async def demo_data(settings: Settings, _arguments: argparse.Namespace) -> int:
-    from bot.db import create_engine, create_schema, create_session_factory
     from bot.services.demo import load_demo_data
 
-    engine = create_engine(settings.database_url)
-    try:
-        await create_schema(engine)
-        added = await load_demo_data(create_session_factory(engine), now=Clock().now())
-    finally:
-        await engine.dispose()
+    added = await with_database(settings, lambda sessions: load_demo_data(sessions, now=Clock().now()))
     print(f"demo accounts: {added} added")
     return 0
 
@@ -108,6 +121,7 @@ COMMANDS = {
     "run": run,
     "sandbox": sandbox,
     "import-accounts": import_accounts_command,
+    "import-payments": import_payments_command,
     "demo-data": demo_data,
     "calc": calc_command,
 }

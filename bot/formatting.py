@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime, format_timedelta
+from babel.numbers import format_currency, format_decimal
 
 
 def when(moment: datetime, locale: str, zone: str) -> str:
@@ -18,5 +20,16 @@ def in_about(delta: timedelta, locale: str) -> str:
     return format_timedelta(delta, add_direction=True, threshold=1.5, locale=locale)
 
 
-def long_date(day: datetime, locale: str) -> str:
-    return format_date(day, format="long", locale=locale)
+def money(amount: Decimal, currency: str, locale: str) -> str:
+    """`¥12,345.60`, `12 345,60 ₽`, `$1,234.00`: the account's currency in the reader's locale."""
+    return format_currency(amount, currency, locale=locale, currency_digits=True)
+
+
+def day(value: date, locale: str) -> str:
+    """A calendar date in the reader's style: `Dec 29, 2026`, `29 дек. 2026 г.`, `2026年12月29日`."""
+    return format_date(value, format="medium", locale=locale)
+
+
+def percent(value: Decimal, locale: str) -> str:
+    """A rate given in percent (13.03 means 13.03 %), with two decimals in the reader's style."""
+    return format_decimal(value, format="#,##0.00", locale=locale) + "%"

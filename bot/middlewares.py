@@ -10,22 +10,26 @@ from aiogram.types import Chat, TelegramObject, Update, User
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.domain.policy import Policy
+from bot.services.arrangements import ArrangementService
 from bot.services.audit import AuditTrail, current_account
 from bot.services.verification import VerificationRules, VerificationService
 
 
 class UpdateContextMiddleware(BaseMiddleware):
-    """Gives handlers `db`, `verification`, `chat_session` and `account` for this update."""
+    """Gives handlers `db`, the services, `chat_session` and `account` for this update."""
 
     def __init__(
         self,
         session_factory: async_sessionmaker[AsyncSession],
         rules: VerificationRules,
+        policy: Policy,
         clock: Clock,
         audit: AuditTrail,
     ) -> None:
         self.session_factory = session_factory
         self.rules = rules
+        self.policy = policy
         self.clock = clock
         self.audit = audit
 
@@ -42,6 +46,7 @@ class UpdateContextMiddleware(BaseMiddleware):
             verification = VerificationService(session, self.rules, self.clock)
             data["db"] = session
             data["verification"] = verification
+            data["arrangements"] = ArrangementService(session, self.policy, self.clock)
             data["chat_session"] = None
             data["account"] = None
             if chat is not None and chat.type == "private" and user is not None:

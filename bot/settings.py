@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     verify_lock_minutes: int = Field(default=30, ge=1, le=10080)
     session_idle_minutes: int = Field(default=30, ge=1, le=10080)
     redis_url: str | None = None
+    payment_url_template: str = "https://pay.example-bank.com/card?account={account_id}&amount={amount}"
 
     @field_validator("bot_token", mode="before")
     @classmethod
@@ -65,6 +66,19 @@ class Settings(BaseSettings):
             return None
         if not re.match(r"^rediss?://", str(value)):
             raise ValueError("must be a redis:// URL such as redis://127.0.0.1:6379/0")
+        return value
+
+    @field_validator("payment_url_template")
+    @classmethod
+    def _payment_url(cls, value: str) -> str:
+        if not re.match(r"^https://\S+$", value):
+            raise ValueError("must be an https:// URL")
+        try:
+            value.format(account_id="A", amount="1")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("may use only the placeholders {account_id} and {amount}") from None
+        if "{account_id}" not in value or "{amount}" not in value:
+            raise ValueError("must contain {account_id} and {amount}")
         return value
 
     @field_validator("default_locale")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers import common, errors, fallback, session, verify
+from handlers import balance, common, errors, fallback, plans, session, verify
 
 
 def get_routers() -> list[Router]:
@@ -18,6 +18,11 @@ def get_routers() -> list[Router]:
     cardholder.edited_message.filter(F.chat.type == "private")
     cardholder.callback_query.filter(F.message.chat.type == "private")
     cardholder.include_routers(
-        session.create_router(), common.create_router(), verify.create_router(), fallback.create_router()
+        session.create_router(),
+        common.create_router(),
+        verify.create_router(),
+        balance.create_router(),
+        plans.create_router(),
+        fallback.create_router(),
     )
     return [errors.create_router(), cardholder]

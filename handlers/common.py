@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -24,7 +24,8 @@ async def help_command(message: Message, state: FSMContext, account: Account | N
         "I help you settle an overdue card payment safely in this chat.\n\n"
         "First I confirm it's you with your phone number and date of birth. "
         "Then you can see what you owe and the ways to pay.\n\n"
-        "/start – begin again\n/language – change the language\n/cancel – stop what we are doing\n"
+        "/start – begin again\n/balance – what you owe\n/plans – ways to pay\n/myplan – your arrangement\n"
+        "/language – change the language\n/cancel – stop what we are doing\n/stop – no more messages from us\n"
         "/help – this message"
     )
     await show_current_step(message, state, account, text)
@@ -33,6 +34,14 @@ async def help_command(message: Message, state: FSMContext, account: Account | N
 async def cancel_command(message: Message, state: FSMContext, account: Account | None) -> None:
     await state.clear()
     await show_current_step(message, state, account, _("Cancelled."))
+
+
+async def stop_command(message: Message, verification: VerificationService, chat_session: ChatSession) -> None:
+    await verification.opt_out(chat_session.profile)
+    await message.answer(
+        _("Done: we will not send you messages in this chat. You can still write to me at any time; /start resumes."),
+        reply_markup=ReplyKeyboardRemove(),
+    )
 
 
 async def language_command(message: Message) -> None:
@@ -92,6 +101,7 @@ def create_router() -> Router:
     router = Router(name=__name__)
     router.message.register(help_command, Command("help"))
     router.message.register(cancel_command, Command("cancel"))
+    router.message.register(stop_command, Command("stop"))
     router.message.register(language_command, Command("language"))
     router.callback_query.register(language_chosen, LanguageChoice.filter())
     router.message.register(contact_bank, F.text == CONTACT_BANK)

@@ -19,7 +19,29 @@ class PersonRequest(CallbackData, prefix="person"):
     """"Talk to a person"; the handoff to agents builds on this button."""
 
 
+class OfferAction(CallbackData, prefix="offer"):
+    """A button on an offer: only the id travels; the server reloads and checks the offer."""
+
+    action: str  # "view", "accept" or "replace"
+    offer_id: int
+
+
+class PlanMenuAction(CallbackData, prefix="plans"):
+    action: str  # "menu", "budget" or "promise"
+
+
+class PromiseDay(CallbackData, prefix="ptp"):
+    days: int  # from today
+
+
+class PromiseAmount(CallbackData, prefix="ptpa"):
+    choice: str  # "minimum" or "overdue"
+
+
 SHARE_PHONE = __("📱 Share my phone number")
+BALANCE = __("💳 Balance")
+PLANS = __("🧾 Ways to pay")
+MY_PLAN = __("📌 My plan")
 CONTACT_BANK = __("☎️ Contact the bank")
 SIGN_OUT = __("🚪 Sign out")
 
@@ -32,7 +54,8 @@ def share_phone_keyboard() -> ReplyKeyboardMarkup:
 
 def main_menu_keyboard() -> ReplyKeyboardMarkup:
     builder = ReplyKeyboardBuilder()
-    builder.row(KeyboardButton(text=str(CONTACT_BANK)))
+    builder.row(KeyboardButton(text=str(BALANCE)), KeyboardButton(text=str(PLANS)))
+    builder.row(KeyboardButton(text=str(MY_PLAN)), KeyboardButton(text=str(CONTACT_BANK)))
     builder.row(KeyboardButton(text=str(SIGN_OUT)))
     return builder.as_markup(resize_keyboard=True, is_persistent=True)
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message, ReplyKeyboardRemove
+from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.db.models import Account
 from handlers.keyboards import main_menu_keyboard, share_phone_keyboard
 from handlers.states import Verification
+
+
+def reader_locale() -> str:
+    """The locale the current update is answered in (chosen by the locale middleware)."""
+    return get_i18n().current_locale
 
 
 async def edit_once(message: Message, text: str) -> bool:

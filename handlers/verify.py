@@ -10,7 +10,6 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
-from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.clock import Clock
@@ -21,14 +20,17 @@ from bot.domain.policy import Policy
 from bot.formatting import in_about, when
 from bot.services.verification import ChatSession, Outcome, VerificationService
 from handlers.keyboards import person_keyboard
-from handlers.prompts import ask_for_birth_date, ask_for_phone, birth_date_example, show_main_menu
+from handlers.prompts import ask_for_birth_date, ask_for_phone, birth_date_example, reader_locale, show_main_menu
 from handlers.states import Verification
 
 log = logging.getLogger(__name__)
 
 
-async def start(message: Message, state: FSMContext, policy: Policy, chat_session: ChatSession) -> None:
+async def start(
+    message: Message, state: FSMContext, policy: Policy, chat_session: ChatSession, verification: VerificationService
+) -> None:
     await state.clear()
+    await verification.opt_in(chat_session.profile)
     greeting = _("Hello! I am the payment assistant of {bank}.").format(bank=policy.bank.name)
     if chat_session.account is not None:
         await show_main_menu(message, chat_session.account, greeting)
@@ -80,7 +82,7 @@ async def birth_date_typed(
 ) -> None:
     assert message.text is not None
     await forget_message(bot, message)
-    locale = chat_locale()
+    locale = reader_locale()
     try:
         birth_date = parse_birth_date(message.text, locale, today=clock.now().date())
     except InvalidDate:
@@ -99,7 +101,10 @@ async def birth_date_typed(
         assert result.account is not None
         await state.clear()
         log.info("chat %s verified", message.chat.id)
-        await show_main_menu(message, result.account, _("Thank you, you are verified."))
+        lead = "\n\n".join(
+            [_("Thank you, you are verified."), *disclosures(policy, result.account.currency, "first_contact")]
+        )
+        await show_main_menu(message, result.account, lead)
     elif result.outcome is Outcome.LOCKED:
         assert result.locked_until is not None
         await state.clear()
@@ -118,7 +123,7 @@ async def birth_date_not_text(message: Message) -> None:
 
 
 async def tell_locked(message: Message, locked_until: datetime, clock: Clock, policy: Policy) -> None:
-    locale = chat_locale()
+    locale = reader_locale()
     await message.answer(
         _(
             "For your security, verification is paused until {time} ({zone} time), {relative}. "
@@ -132,16 +137,17 @@ async def tell_locked(message: Message, locked_until: datetime, clock: Clock, po
     )
 
 
+def disclosures(policy: Policy, currency: str, when: str) -> list[str]:
+    """The policy's required texts for this account, in the reader's language."""
+    return [item.texts[reader_locale()] for item in policy.disclosures_for(currency, when)]
+
+
 async def forget_message(bot: Bot, message: Message) -> None:
     """Delete a message that held personal data once it has been read."""
     try:
         await bot.delete_message(chat_id=message.chat.id, message_id=message.message_id)
     except TelegramBadRequest as error:
         log.warning("could not delete a message holding personal data in chat %s: %s", message.chat.id, error.message)
-
-
-def chat_locale() -> str:
-    return get_i18n().current_locale
 
 
 def create_router() -> Router:

@@ -100,12 +100,14 @@ def test_demo_data_and_import_from_the_command_line(tmp_path: Path) -> None:
 
 def test_sandbox_runs_offline_with_demo_data(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'sandbox.db'}"}
-    result = run_cli("sandbox", env=env, cwd=tmp_path, stdin="/start\n1\n1985-03-07\n1\n/quit\n")
+    result = run_cli("sandbox", env=env, cwd=tmp_path, stdin="/start\n1\n1985-03-07\n1\n2\n4\n1\n/quit\n")
     assert result.returncode == 0, result.stderr
     assert "Share my phone number (shares phone)" in result.stdout
     assert "you are verified" in result.stdout
-    assert "[1] ☎️ Contact the bank" in result.stdout
-    assert "+86 400 820 8888" in result.stdout
+    assert "[1] 💳 Balance" in result.stdout
+    assert "Overdue amount: CN¥8,600.00" in result.stdout
+    assert "Compared side by side" in result.stdout
+    assert "Done: your arrangement is recorded." in result.stdout
 
 
 def test_calc_prints_the_schedule_and_rejects_bad_input_without_a_traceback(tmp_path: Path) -> None:

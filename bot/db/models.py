@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.db.types import Money, UTCDateTime
@@ -65,6 +65,7 @@ class ChatProfile(Base):
     account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), nullable=True)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class FsmRecord(Base):
@@ -90,3 +91,80 @@ class AuditEvent(Base):
     chat_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), nullable=True)
     payload: Mapped[str] = mapped_column(Text, default="")
+
+
+class Offer(Base):
+    """Something proposed to a cardholder, exactly as computed: what an Accept button points to.
+
+    `terms` holds the calculator's inputs and `figures` its outputs (JSON, amounts as strings), so
+    the offer can be recomputed and checked when it is accepted, and explained later.
+    """
+
+    __tablename__ = "offers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_pk: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    terms: Mapped[str] = mapped_column(Text)
+    figures: Mapped[str] = mapped_column(Text)
+    policy_version: Mapped[str] = mapped_column(String(40))
+    balance_version: Mapped[int] = mapped_column(Integer)
+    made_by: Mapped[str] = mapped_column(String(40))
+    chat_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Arrangement(Base):
+    """An accepted offer: a plan, a promise to pay, or a commitment to pay in full or bring current."""
+
+    __tablename__ = "arrangements"
+    __table_args__ = (
+        Index(
+            "uq_one_active_arrangement",
+            "account_pk",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_pk: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    offer_id: Mapped[int] = mapped_column(ForeignKey("offers.id"), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[Decimal] = mapped_column(Money)
+    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Installment(Base):
+    """One dated payment of an arrangement (a promise or a pay-in-full has exactly one)."""
+
+    __tablename__ = "installments"
+    __table_args__ = (UniqueConstraint("arrangement_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    arrangement_id: Mapped[int] = mapped_column(ForeignKey("arrangements.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    due_date: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    principal: Mapped[Decimal] = mapped_column(Money)
+    fee: Mapped[Decimal] = mapped_column(Money)
+    paid: Mapped[Decimal] = mapped_column(Money)
+
+
+class Payment(Base):
+    """A payment the bank's system posted; the reference makes importing it twice harmless."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_pk: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)

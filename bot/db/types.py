@@ -31,7 +31,11 @@ class Money(TypeDecorator[Decimal]):
     def process_result_value(self, value: object, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        return Decimal(str(value)).normalize() if dialect.name != "sqlite" else Decimal(str(value))
+        number = Decimal(str(value))
+        if dialect.name == "sqlite":
+            return number
+        # NUMERIC(24, 8) pads to eight decimals: drop the padding, never into exponent notation.
+        return number.quantize(Decimal(1)) if number == number.to_integral_value() else number.normalize()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -46,15 +46,20 @@ _YEAR_MONTH_DAY = re.compile(rf"^(\d{{4}})(?:\s*[-./,]\s*|\s+){_WORD}(?:\s*[-./,
 _RUSSIAN_YEAR_SUFFIX = re.compile(r"(?<=\d)\s*(?:г\.?|года|год)$")
 
 
-def parse_birth_date(text: str, locale: str, today: date) -> date:
-    """Read a birth date typed in ``locale`` (en, zh_CN or ru) and check it is plausible on ``today``."""
+def parse_date(text: str, locale: str) -> date:
+    """Read a calendar date with its year, typed in any common form for ``locale`` (en, zh_CN or ru)."""
     if text is None or not str(text).strip():
         raise InvalidDate("no date given")
     cleaned = unicodedata.normalize("NFKC", str(text)).strip().casefold()
     cleaned = _RUSSIAN_YEAR_SUFFIX.sub("", cleaned).strip()
     cleaned = re.sub(r"\s+", " ", cleaned)
     year, month, day = _fields(cleaned, _normalize_locale(locale))
-    return check_birth_date(_build(year, month, day), today)
+    return _build(year, month, day)
+
+
+def parse_birth_date(text: str, locale: str, today: date) -> date:
+    """Read a birth date typed in ``locale`` and check it is plausible on ``today``."""
+    return check_birth_date(parse_date(text, locale), today)
 
 
 def check_birth_date(value: date, today: date) -> date:

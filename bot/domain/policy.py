@@ -35,8 +35,10 @@ MAX_OFFER_MINUTES = 7 * 24 * 60
 MAX_WAIVER_DAYS = 90
 _SECTIONS = (
     "version", "bank", "stages", "terms", "fees", "minimum_installment", "promise_to_pay",
-    "late_fee_waiver", "offers",
+    "late_fee_waiver", "offers", "credit_bureau", "minimum_payment", "disclosures",
 )
+DISCLOSURE_MOMENTS = ("first_contact", "balance")
+DISCLOSURE_LOCALES = ("en", "zh_CN", "ru")
 
 
 class PolicyError(DomainError):
@@ -124,6 +126,18 @@ class LateFeeWaiver:
 
 
 @dataclass(frozen=True)
+class Disclosure:
+    """A text the law or the bank requires, shown to cardholders of the given currencies."""
+
+    currencies: frozenset[str]
+    when: str  # "first_contact": once, right after verification; "balance": with every balance
+    texts: Mapping[str, str]  # locale -> text
+
+    def applies(self, currency: str, when: str) -> bool:
+        return self.when == when and currency in self.currencies
+
+
+@dataclass(frozen=True)
 class Policy:
     version: str
     bank: BankContact
@@ -134,6 +148,12 @@ class Policy:
     promise_max_days: int
     late_fee_waiver: LateFeeWaiver
     offer_expiry_minutes: int
+    credit_record_years: int  # a negative bureau record stays this long after the debt is repaid
+    minimum_payment_share: Decimal  # the statement minimum as a share of the balance
+    disclosures: tuple[Disclosure, ...] = ()
+
+    def disclosures_for(self, currency: str, when: str) -> tuple[Disclosure, ...]:
+        return tuple(item for item in self.disclosures if item.applies(currency, when))
 
     def stage_for(self, dpd: int) -> Stage | None:
         """The stage of an account `dpd` days past due; None when it is not overdue (dpd <= 0)."""
@@ -465,6 +485,30 @@ def _late_fee_waiver(reader: _Reader) -> LateFeeWaiver:
     return LateFeeWaiver(allowed=True, condition=condition, within_days=days)
 
 
+def _disclosures(reader: _Reader) -> tuple[Disclosure, ...]:
+    raw = reader.raw.get("disclosures", [])
+    if not isinstance(raw, list):
+        reader.problem("disclosures", "must be a list of [[disclosures]] tables")
+        return ()
+    found: list[Disclosure] = []
+    for index, node in enumerate(raw):
+        key = f"disclosures[{index}]"
+        if reader.table(key, node) is None:
+            continue
+        reader.unknown_keys(f"{key}.", node, ("currencies", "when", *DISCLOSURE_LOCALES))
+        currencies = reader.check(f"{key}.currencies", node.get("currencies"), list)
+        when = reader.check(f"{key}.when", node.get("when"), str)
+        if when is not None and when not in DISCLOSURE_MOMENTS:
+            reader.problem(f"{key}.when", f"{when!r} is not one of {', '.join(DISCLOSURE_MOMENTS)}")
+        texts = {locale: reader.check(f"{key}.{locale}", node.get(locale), str) for locale in DISCLOSURE_LOCALES}
+        for code in currencies or []:
+            if not isinstance(code, str) or not is_known_currency(code):
+                reader.problem(f"{key}.currencies", f"{code!r} is not an ISO 4217 currency code")
+        if currencies is not None and when in DISCLOSURE_MOMENTS and all(texts.values()):
+            found.append(Disclosure(frozenset(currencies), when, texts))
+    return tuple(found)
+
+
 def parse_policy(raw: dict[str, Any]) -> Policy:
     reader = _Reader(raw)
     reader.unknown_keys("", raw, _SECTIONS)
@@ -487,6 +531,13 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
     expiry = reader.get("offers.expiry_minutes", int)
     if expiry is not None:
         expiry = reader.integer("offers.expiry_minutes", expiry, 1, MAX_OFFER_MINUTES)
+    years = reader.get("credit_bureau.years_after_repayment", int)
+    if years is not None:
+        years = reader.integer("credit_bureau.years_after_repayment", years, 0, 20)
+    share = reader.get("minimum_payment.share_of_balance", object)
+    if share is not None:
+        share = reader.decimal("minimum_payment.share_of_balance", share, Decimal("0.01"), Decimal(1))
+    disclosures = _disclosures(reader)
     if reader.problems:
         raise PolicyError(reader.problems)
     return Policy(
@@ -499,6 +550,9 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         promise_max_days=promise_days,
         late_fee_waiver=waiver,
         offer_expiry_minutes=expiry,
+        credit_record_years=years,
+        minimum_payment_share=share,
+        disclosures=disclosures,
     )
 
 

@@ -433,11 +433,11 @@ async def import_accounts(
     except OSError as error:
         raise ImportFileError(f"cannot read {source}: {error.strerror or error}") from None
     with handle:
-        reader = csv.reader(_decoded_lines(handle))
+        reader = csv.reader(decoded_lines(handle))
         last_line = 0
         try:
-            header = _read_header(reader)
-            positions = _column_positions(header)
+            header = read_header(reader, COLUMNS)
+            positions = column_positions(header, COLUMNS)
             last_line = reader.line_num
             async with session_factory() as session, session.begin():
                 batch: list[AccountRecord] = []
@@ -461,7 +461,7 @@ async def import_accounts(
     return report
 
 
-def _decoded_lines(handle: Iterable[bytes]) -> Iterator[str]:
+def decoded_lines(handle: Iterable[bytes]) -> Iterator[str]:
     """The file's lines as text, decoded one by one so that bad bytes are reported at their line."""
     for number, raw in enumerate(handle, start=1):
         try:
@@ -471,21 +471,21 @@ def _decoded_lines(handle: Iterable[bytes]) -> Iterator[str]:
         yield line.removeprefix("\ufeff") if number == 1 else line
 
 
-def _read_header(reader: Iterable[list[str]]) -> list[str]:
+def read_header(reader: Iterable[list[str]], columns: Sequence[str]) -> list[str]:
     for cells in reader:
         if any(cell.strip() for cell in cells):
             return [cell.strip().casefold() for cell in cells]
-    raise ImportFileError("the file is empty: expected a header row with " + ", ".join(COLUMNS))
+    raise ImportFileError("the file is empty: expected a header row with " + ", ".join(columns))
 
 
-def _column_positions(header: list[str]) -> dict[str, int]:
-    repeated = sorted({name for name in header if name and header.count(name) > 1} & set(COLUMNS))
+def column_positions(header: list[str], columns: Sequence[str]) -> dict[str, int]:
+    repeated = sorted({name for name in header if name and header.count(name) > 1} & set(columns))
     if repeated:
         raise ImportFileError("the header repeats column(s): " + ", ".join(repeated))
-    missing = [name for name in COLUMNS if name not in header]
+    missing = [name for name in columns if name not in header]
     if missing:
         raise ImportFileError("the header lacks column(s): " + ", ".join(missing))
-    return {name: header.index(name) for name in COLUMNS}
+    return {name: header.index(name) for name in columns}
 
 
 def _check_row(

@@ -127,6 +127,16 @@ class VerificationService:
         profile.verified_at = None
         await self.session.commit()
 
+    async def opt_out(self, profile: ChatProfile) -> None:
+        """The cardholder asked for no more messages in this chat; only their own requests are answered."""
+        profile.opted_out_at = self.clock.now()
+        await self.session.commit()
+
+    async def opt_in(self, profile: ChatProfile) -> None:
+        if profile.opted_out_at is not None:
+            profile.opted_out_at = None
+            await self.session.commit()
+
     async def set_locale(self, profile: ChatProfile, locale: str) -> None:
         profile.locale = locale
         await self.session.commit()

@@ -1,0 +1,61 @@
+"""Amounts as people type them: `1500`, `1,500.50`, `1 500`, `1.500,50`, `１５００`, `1500元`, `¥1500`."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from decimal import Decimal, InvalidOperation
+
+from bot.domain.errors import DomainError
+
+
+class InvalidAmount(DomainError):
+    pass
+
+
+_CURRENCY_WORDS = re.compile(
+    r"(?i)(rmb|cny|usd|eur|rub|jpy|yuan|dollars?|euros?|rubles?|roubles?|руб(лей|ля|ль)?\.?|р\.|₽|元|块钱?|圆|人民币|円|[¥$€£￥])"
+)
+_SPACES = re.compile(r"[\s\u00a0\u202f\u2009']+")
+_NUMBER = re.compile(r"^\d+(?:[.,]\d+)*$")
+LARGEST = Decimal("1e12")
+
+
+def parse_amount(text: str, locale: str) -> Decimal:
+    """Read one amount; the locale decides what `1.500` and `1,500` mean when they are ambiguous."""
+    cleaned = unicodedata.normalize("NFKC", text).strip()
+    cleaned = _CURRENCY_WORDS.sub("", cleaned)
+    cleaned = _SPACES.sub("", cleaned)
+    if not cleaned or not _NUMBER.match(cleaned):
+        raise InvalidAmount(f"not an amount: {text!r}")
+    value = _to_decimal(cleaned, decimal_comma=locale == "ru")
+    if value <= 0:
+        raise InvalidAmount("the amount must be more than zero")
+    if value >= LARGEST:
+        raise InvalidAmount("the amount is too large")
+    return value
+
+
+def _to_decimal(number: str, decimal_comma: bool) -> Decimal:
+    separators = [char for char in number if char in ".,"]
+    if not separators:
+        return Decimal(number)
+    last = separators[-1]
+    whole, _, fraction = number.rpartition(last)
+    if len(set(separators)) == 2:
+        decimal_mark = last
+    elif len(separators) > 1:
+        decimal_mark = None
+    elif len(fraction) == 3:
+        decimal_mark = None if (last == "," and not decimal_comma) or (last == "." and decimal_comma) else last
+    else:
+        decimal_mark = last
+    try:
+        if decimal_mark is None:
+            if any(len(group) != 3 for group in number.split(last)[1:]):
+                raise InvalidAmount(f"not an amount: {number!r}")
+            return Decimal(number.replace(last, ""))
+        grouping = "," if decimal_mark == "." else "."
+        return Decimal(whole.replace(grouping, "") + "." + fraction)
+    except InvalidOperation:
+        raise InvalidAmount(f"not an amount: {number!r}") from None

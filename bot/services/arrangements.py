@@ -1,0 +1,338 @@
+"""Offers and arrangements: what the cardholder is offered, and what they accept, recorded first.
+
+An offer is stored exactly as computed. Accepting it reloads it by id, checks that it belongs to
+the verified account, has not expired and still matches the balance, recomputes it with the
+calculator and only then records the arrangement. The unique offer id on the arrangement makes a
+second Accept of the same offer harmless.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.db.models import Account, Arrangement, Installment, Offer
+from bot.domain.calculator import (
+    AccountFigures,
+    InstallmentPlan,
+    Negotiation,
+    PromiseCheck,
+    WaitingCost,
+    available_plans,
+    check_promise_date,
+    cost_of_waiting,
+    currency_exponent,
+    make_plan,
+    negotiate,
+)
+from bot.domain.errors import DomainError
+from bot.domain.policy import Policy
+from bot.services.payments import break_overdue_promises
+
+WAITING_DAYS = 30
+
+
+class OfferKind(str, enum.Enum):
+    FULL = "full"
+    CURRENT = "current"
+    PLAN = "plan"
+    PROMISE = "promise"
+
+
+class Unavailable(enum.Enum):
+    """Why an offer cannot be shown or accepted; forged and foreign offers look like missing ones."""
+
+    NOT_FOUND = "not_found"
+    EXPIRED = "expired"
+    BALANCE_CHANGED = "balance_changed"
+    ALREADY_ACCEPTED = "already_accepted"
+
+
+class OfferUnavailable(DomainError):
+    def __init__(self, reason: Unavailable) -> None:
+        super().__init__(f"offer unavailable: {reason.value}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """An offer as the cardholder sees it: the stored offer and the figures behind it."""
+
+    offer_id: int
+    kind: OfferKind
+    currency: str
+    amount: Decimal  # what is paid in all (a plan: the total paid)
+    due_date: date  # the first (or only) payment's due date
+    plan: InstallmentPlan | None = None
+    waived_fee: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Paying only the minimum, for side-by-side comparison with the plans and paying in full."""
+
+    months: int | None  # None: the minimum never clears the balance within the horizon
+    total_paid: Decimal
+
+
+@dataclass(frozen=True)
+class PlanMenu:
+    full: Proposal
+    current: Proposal | None  # None when nothing is overdue beyond the full balance
+    plans: tuple[Proposal, ...]
+    minimum_only: Comparison
+
+
+@dataclass(frozen=True)
+class BudgetAnswer:
+    negotiation: Negotiation
+    proposal: Proposal | None  # the plan that fits, ready to accept
+
+
+@dataclass(frozen=True)
+class Accepted:
+    arrangement: Arrangement
+    installments: tuple[Installment, ...]
+
+
+@dataclass(frozen=True)
+class NeedsReplacement:
+    """The account already has an active arrangement; accepting again must say "replace it"."""
+
+    current: Arrangement
+
+
+@dataclass(frozen=True)
+class CurrentArrangement:
+    arrangement: Arrangement
+    installments: tuple[Installment, ...]
+
+    @property
+    def next_due(self) -> Installment | None:
+        return next((item for item in self.installments if item.paid < item.amount), None)
+
+
+def figures_of(account: Account) -> AccountFigures:
+    return AccountFigures(
+        currency=account.currency,
+        overdue_amount=account.overdue_amount,
+        statement_balance=account.statement_balance,
+        daily_interest_rate=account.daily_interest_rate,
+        late_fee=account.late_fee,
+        days_past_due=account.days_past_due,
+    )
+
+
+def minimum_only(account: Account, policy: Policy, horizon_months: int = 600) -> Comparison:
+    """Months and total to clear the balance paying only each month's minimum (30-day months)."""
+    balance = account.statement_balance
+    floor = policy.minimum_installment.for_plan(account.currency, balance)
+    monthly_rate = account.daily_interest_rate * 30
+    unit = Decimal(1).scaleb(-currency_exponent(account.currency))
+    total = Decimal(0)
+    for month in range(1, horizon_months + 1):
+        balance += (balance * monthly_rate).quantize(unit)
+        payment = min(balance, max(balance * policy.minimum_payment_share, floor)).quantize(unit)
+        total += payment
+        balance -= payment
+        if balance <= 0:
+            return Comparison(months=month, total_paid=total)
+    return Comparison(months=None, total_paid=total)
+
+
+class ArrangementService:
+    def __init__(self, session: AsyncSession, policy: Policy, clock: Clock) -> None:
+        self.session = session
+        self.policy = policy
+        self.clock = clock
+
+    def today(self) -> date:
+        return self.clock.now().date()
+
+    def cost_of_waiting(self, account: Account) -> WaitingCost:
+        return cost_of_waiting(figures_of(account), WAITING_DAYS, self.policy)
+
+    def full_amount(self, account: Account) -> tuple[Decimal, Decimal, date]:
+        """The balance to pay in full, the late fee waived for paying it in time, and that deadline."""
+        waiver = self.policy.late_fee_waiver
+        if waiver.allowed and waiver.condition == "pay_in_full" and waiver.within_days:
+            due = self.today() + timedelta(days=waiver.within_days)
+            waived = min(account.late_fee, account.statement_balance)
+            return account.statement_balance - waived, waived, due
+        return account.statement_balance, Decimal(0), self.today() + timedelta(days=self.policy.promise_max_days)
+
+    async def menu(self, account: Account, chat_id: int | None) -> PlanMenu:
+        amount, waived, due = self.full_amount(account)
+        full = await self._store(account, chat_id, OfferKind.FULL, {"amount": str(amount), "waived_fee": str(waived), "due_date": due.isoformat()})
+        current = None
+        if 0 < account.overdue_amount < amount:
+            current = await self._store(
+                account, chat_id, OfferKind.CURRENT, {"amount": str(account.overdue_amount), "due_date": due.isoformat()}
+            )
+        plans = []
+        for plan in available_plans(account.statement_balance, account.currency, self.policy, start=self.today()):
+            if plan.payment >= self.policy.minimum_installment.for_plan(account.currency, plan.principal):
+                plans.append(await self._store_plan(account, chat_id, plan))
+        await self.session.commit()
+        return PlanMenu(full=full, current=current, plans=tuple(plans), minimum_only=minimum_only(account, self.policy))
+
+    async def for_budget(self, account: Account, per_month: Decimal, chat_id: int | None) -> BudgetAnswer:
+        negotiation = negotiate(per_month, account.statement_balance, account.currency, self.policy, start=self.today())
+        proposal = await self._store_plan(account, chat_id, negotiation.plan) if negotiation.plan else None
+        await self.session.commit()
+        return BudgetAnswer(negotiation, proposal)
+
+    def check_promise(self, promised: date) -> PromiseCheck:
+        return check_promise_date(promised, self.today(), self.policy)
+
+    async def promise(self, account: Account, promised: date, amount: Decimal, chat_id: int | None) -> Proposal:
+        proposal = await self._store(
+            account, chat_id, OfferKind.PROMISE, {"amount": str(amount), "due_date": promised.isoformat()}
+        )
+        await self.session.commit()
+        return proposal
+
+    async def proposal(self, account: Account, offer_id: int) -> Proposal:
+        """Reload an offer for this account and recompute it; raise `OfferUnavailable` otherwise."""
+        offer = await self.session.get(Offer, offer_id)
+        if offer is None or offer.account_pk != account.id:
+            raise OfferUnavailable(Unavailable.NOT_FOUND)
+        if await self.session.scalar(select(Arrangement.id).where(Arrangement.offer_id == offer.id)):
+            raise OfferUnavailable(Unavailable.ALREADY_ACCEPTED)
+        if offer.balance_version != account.balance_version:
+            raise OfferUnavailable(Unavailable.BALANCE_CHANGED)
+        if self.clock.now() >= offer.expires_at:
+            raise OfferUnavailable(Unavailable.EXPIRED)
+        proposal = self._recompute(offer, account)
+        if json.loads(offer.figures) != self._figures(proposal):
+            raise OfferUnavailable(Unavailable.BALANCE_CHANGED)
+        return proposal
+
+    async def accept(self, account: Account, offer_id: int, chat_id: int | None, replace: bool) -> Accepted | NeedsReplacement:
+        proposal = await self.proposal(account, offer_id)
+        active = await self.session.scalar(
+            select(Arrangement).where(Arrangement.account_pk == account.id, Arrangement.status == "active")
+        )
+        now = self.clock.now()
+        if active is not None:
+            if not replace:
+                return NeedsReplacement(active)
+            active.status = "replaced"
+            active.ended_at = now
+            await self.session.flush()
+        arrangement = Arrangement(
+            account_pk=account.id,
+            offer_id=offer_id,
+            kind=proposal.kind.value,
+            status="active",
+            currency=proposal.currency,
+            total=proposal.amount,
+            accepted_at=now,
+            chat_id=chat_id,
+        )
+        self.session.add(arrangement)
+        try:
+            await self.session.flush()
+        except IntegrityError:
+            await self.session.rollback()
+            raise OfferUnavailable(Unavailable.ALREADY_ACCEPTED) from None
+        installments = tuple(self._installments(arrangement.id, proposal))
+        self.session.add_all(installments)
+        await self.session.commit()
+        return Accepted(arrangement, installments)
+
+    async def current(self, account: Account) -> CurrentArrangement | None:
+        """The active arrangement, or else the most recent one (a broken promise stays visible)."""
+        if await break_overdue_promises(self.session, self.today()):
+            await self.session.commit()
+        arrangement = await self.session.scalar(
+            select(Arrangement)
+            .where(Arrangement.account_pk == account.id, Arrangement.status != "replaced")
+            .order_by((Arrangement.status == "active").desc(), Arrangement.accepted_at.desc(), Arrangement.id.desc())
+            .limit(1)
+        )
+        if arrangement is None:
+            return None
+        installments = await self.session.scalars(
+            select(Installment).where(Installment.arrangement_id == arrangement.id).order_by(Installment.number)
+        )
+        return CurrentArrangement(arrangement, tuple(installments))
+
+    async def _store_plan(self, account: Account, chat_id: int | None, plan: InstallmentPlan) -> Proposal:
+        terms = {"method": plan.method, "months": plan.months, "rate": str(plan.rate), "principal": str(plan.principal), "start": plan.start.isoformat()}
+        return await self._store(account, chat_id, OfferKind.PLAN, terms, plan)
+
+    async def _store(
+        self, account: Account, chat_id: int | None, kind: OfferKind, terms: dict[str, Any], plan: InstallmentPlan | None = None
+    ) -> Proposal:
+        now = self.clock.now()
+        offer = Offer(
+            account_pk=account.id,
+            kind=kind.value,
+            terms=json.dumps(terms),
+            figures="{}",
+            policy_version=self.policy.version,
+            balance_version=account.balance_version,
+            made_by="bot",
+            chat_id=chat_id,
+            created_at=now,
+            expires_at=now + timedelta(minutes=self.policy.offer_expiry_minutes),
+        )
+        proposal = self._proposal(kind, account.currency, terms, plan)
+        offer.figures = json.dumps(self._figures(proposal))
+        self.session.add(offer)
+        await self.session.flush()
+        return Proposal(**{**proposal.__dict__, "offer_id": offer.id})
+
+    def _recompute(self, offer: Offer, account: Account) -> Proposal:
+        terms = json.loads(offer.terms)
+        kind = OfferKind(offer.kind)
+        plan = None
+        if kind is OfferKind.PLAN:
+            plan = make_plan(
+                terms["method"], terms["principal"], account.currency, terms["months"], Decimal(terms["rate"]),
+                start=date.fromisoformat(terms["start"]),
+            )
+        proposal = self._proposal(kind, account.currency, terms, plan)
+        return Proposal(**{**proposal.__dict__, "offer_id": offer.id})
+
+    @staticmethod
+    def _proposal(kind: OfferKind, currency: str, terms: dict[str, Any], plan: InstallmentPlan | None) -> Proposal:
+        if plan is not None:
+            return Proposal(0, kind, currency, plan.total_paid, plan.schedule[0].due_date, plan)
+        return Proposal(
+            0, kind, currency, Decimal(terms["amount"]), date.fromisoformat(terms["due_date"]),
+            waived_fee=Decimal(terms.get("waived_fee", "0")),
+        )
+
+    @staticmethod
+    def _figures(proposal: Proposal) -> dict[str, Any]:
+        if proposal.plan is not None:
+            return proposal.plan.as_dict()
+        return {"amount": str(proposal.amount), "due_date": proposal.due_date.isoformat(), "waived_fee": str(proposal.waived_fee)}
+
+    @staticmethod
+    def _installments(arrangement_id: int, proposal: Proposal) -> list[Installment]:
+        if proposal.plan is None:
+            return [
+                Installment(
+                    arrangement_id=arrangement_id, number=1, due_date=proposal.due_date, amount=proposal.amount,
+                    principal=proposal.amount, fee=Decimal(0), paid=Decimal(0),
+                )
+            ]
+        return [
+            Installment(
+                arrangement_id=arrangement_id, number=row.number, due_date=row.due_date, amount=row.payment,
+                principal=row.principal, fee=row.fee, paid=Decimal(0),
+            )
+            for row in proposal.plan.schedule
+        ]

@@ -1,0 +1,458 @@
+"""/plans and /myplan: the ways out, negotiation, promises to pay, and acceptance."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from aiogram import F, Router
+from aiogram.filters import Command, MagicData
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.db.models import Account
+from bot.domain.amounts import InvalidAmount, parse_amount
+from bot.domain.calculator import OfferReason
+from bot.domain.dates import parse_date
+from bot.domain.errors import InvalidDate
+from bot.domain.policy import Policy
+from bot.formatting import day, money, percent
+from bot.services.arrangements import (
+    Accepted,
+    ArrangementService,
+    CurrentArrangement,
+    OfferKind,
+    OfferUnavailable,
+    PlanMenu,
+    Proposal,
+    Unavailable,
+)
+from bot.settings import Settings
+from handlers.keyboards import (
+    MY_PLAN,
+    PLANS,
+    OfferAction,
+    PersonRequest,
+    PlanMenuAction,
+    PromiseAmount,
+    PromiseDay,
+    main_menu_keyboard,
+)
+from handlers.prompts import reader_locale
+from handlers.states import Negotiation, PromiseToPay
+
+PROMISE_DAY_BUTTONS = 7
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def cash(amount: Decimal, currency: str) -> str:
+    return money(amount, currency, reader_locale())
+
+
+def proposal_title(proposal: Proposal) -> str:
+    if proposal.plan is not None:
+        return _("{months} months, {payment} a month").format(
+            months=proposal.plan.months, payment=cash(proposal.plan.payment, proposal.currency)
+        )
+    titles = {
+        OfferKind.FULL: _("Pay in full: {amount}"),
+        OfferKind.CURRENT: _("Bring the account current: {amount}"),
+        OfferKind.PROMISE: _("Promise to pay {amount}"),
+    }
+    return titles[proposal.kind].format(amount=cash(proposal.amount, proposal.currency))
+
+
+def proposal_text(proposal: Proposal) -> str:
+    locale = reader_locale()
+    plan = proposal.plan
+    if plan is None:
+        lines = [
+            proposal_title(proposal),
+            _("Pay by: {date}").format(date=day(proposal.due_date, locale)),
+        ]
+        if proposal.waived_fee:
+            lines.append(
+                _("The late fee of {fee} is waived if you pay by this date.").format(
+                    fee=cash(proposal.waived_fee, proposal.currency)
+                )
+            )
+        return "\n".join(lines)
+    method = _("flat fee of {rate} a month") if plan.method == "flat" else _("interest of {rate} a year")
+    lines = [
+        _("Installment plan: {months} months, {method}").format(
+            months=plan.months, method=method.format(rate=percent(plan.rate * 100, locale))
+        ),
+        _("Annualized rate (APR): {rate}").format(rate=percent(plan.annual_rate, locale)),
+        _("Monthly payment: {amount}").format(amount=cash(plan.payment, proposal.currency)),
+        _("Total fees and interest: {amount}").format(amount=cash(plan.total_fee, proposal.currency)),
+        _("Total to pay: {amount}").format(amount=cash(plan.total_paid, proposal.currency)),
+        "",
+        _("Schedule:"),
+    ]
+    lines += [
+        f"{row.number}. {day(row.due_date, locale)} — {cash(row.payment, proposal.currency)}" for row in plan.schedule
+    ]
+    return "\n".join(lines)
+
+
+def menu_text(account: Account, menu: PlanMenu) -> str:
+    currency = account.currency
+    lines = [_("Your options for the card ending {last4}:").format(last4=account.card_last4), ""]
+    lines.append("• " + proposal_text(menu.full).replace("\n", " · "))
+    if menu.current is not None:
+        lines.append("• " + proposal_text(menu.current).replace("\n", " · "))
+    if menu.plans:
+        lines.append("• " + _("Installment plans: choose one below to see its schedule."))
+    lines += ["", _("Compared side by side:")]
+    minimum = menu.minimum_only
+    if minimum.months is None:
+        lines.append(_("Paying only the minimum: the balance would not be cleared."))
+    else:
+        lines.append(
+            _("Paying only the minimum: about {months} months, {total} in all.").format(
+                months=minimum.months, total=cash(minimum.total_paid, currency)
+            )
+        )
+    for proposal in menu.plans:
+        assert proposal.plan is not None
+        lines.append(
+            _("{months}-month plan: {total} in all (APR {rate}).").format(
+                months=proposal.plan.months,
+                total=cash(proposal.plan.total_paid, currency),
+                rate=percent(proposal.plan.annual_rate, reader_locale()),
+            )
+        )
+    lines.append(_("Paying in full now: {total}.").format(total=cash(menu.full.amount, currency)))
+    return "\n".join(lines)
+
+
+def menu_keyboard(menu: PlanMenu, account: Account, settings: Settings) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("💳 Pay {amount} now").format(amount=cash(menu.full.amount, account.currency)),
+        url=payment_url(settings, account, menu.full.amount),
+    )
+    choices = [menu.full, *([menu.current] if menu.current else []), *menu.plans]
+    for proposal in choices:
+        builder.button(text=proposal_title(proposal), callback_data=OfferAction(action="view", offer_id=proposal.offer_id))
+    builder.button(text=_("💬 I can pay … a month"), callback_data=PlanMenuAction(action="budget"))
+    builder.button(text=_("📅 Promise to pay by a date"), callback_data=PlanMenuAction(action="promise"))
+    builder.button(text=_("🙋 Talk to a person"), callback_data=PersonRequest())
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def proposal_keyboard(proposal: Proposal, replace: bool = False) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if replace:
+        builder.button(text=_("🔁 Replace my current arrangement"), callback_data=OfferAction(action="replace", offer_id=proposal.offer_id))
+    else:
+        builder.button(text=_("✅ Accept"), callback_data=OfferAction(action="accept", offer_id=proposal.offer_id))
+    builder.button(text=_("« All options"), callback_data=PlanMenuAction(action="menu"))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def payment_url(settings: Settings, account: Account, amount: Decimal) -> str:
+    return settings.payment_url_template.format(account_id=account.account_id, amount=amount)
+
+
+def unavailable_text(reason: Unavailable) -> str:
+    return {
+        Unavailable.NOT_FOUND: _("This offer is not available. Here are your current options."),
+        Unavailable.EXPIRED: _("This offer has expired. Here are your current options."),
+        Unavailable.BALANCE_CHANGED: _("Your balance has changed since this offer was made. Here are your current options."),
+        Unavailable.ALREADY_ACCEPTED: _("You have already accepted this offer. See «{my_plan}».").format(my_plan=_("📌 My plan")),
+    }[reason]
+
+
+def arrangement_text(current: CurrentArrangement, locale: str) -> str:
+    arrangement = current.arrangement
+    currency = arrangement.currency
+    kinds = {
+        "full": _("Paying in full"),
+        "current": _("Bringing the account current"),
+        "plan": _("Installment plan of {count} payments").format(count=len(current.installments)),
+        "promise": _("Promise to pay"),
+    }
+    statuses = {
+        "active": _("active"),
+        "completed": _("completed, thank you"),
+        "broken": _("not kept: the promised amount was not paid by the date"),
+    }
+    lines = [
+        _("{kind}: {status}").format(kind=kinds[arrangement.kind], status=statuses.get(arrangement.status, arrangement.status)),
+        _("Accepted on {date}, {total} in all.").format(
+            date=day(arrangement.accepted_at.date(), locale), total=money(arrangement.total, currency, locale)
+        ),
+    ]
+    paid = sum((item.paid for item in current.installments), Decimal(0))
+    lines.append(_("Paid so far: {amount}").format(amount=money(paid, currency, locale)))
+    upcoming = current.next_due
+    if arrangement.status == "active" and upcoming is not None:
+        lines.append(
+            _("Next payment: {amount} by {date}.").format(
+                amount=money(upcoming.amount - upcoming.paid, currency, locale), date=day(upcoming.due_date, locale)
+            )
+        )
+    if arrangement.status == "broken":
+        lines.append(_("You can make a new arrangement in «{plans}», or talk to a person.").format(plans=_("🧾 Ways to pay")))
+    return "\n".join(lines)
+
+
+# -- handlers ----------------------------------------------------------------------------------
+
+
+async def show_plans(message: Message, state: FSMContext, account: Account, arrangements: ArrangementService, settings: Settings) -> None:
+    await state.set_state(None)
+    menu = await arrangements.menu(account, message.chat.id)
+    await message.answer(menu_text(account, menu), reply_markup=menu_keyboard(menu, account, settings))
+
+
+async def plans_button(query: CallbackQuery, state: FSMContext, account: Account, arrangements: ArrangementService, settings: Settings) -> None:
+    if isinstance(query.message, Message):
+        await show_plans(query.message, state, account, arrangements, settings)
+
+
+async def view_offer(
+    query: CallbackQuery, callback_data: OfferAction, state: FSMContext, account: Account, arrangements: ArrangementService, settings: Settings
+) -> None:
+    assert isinstance(query.message, Message)
+    try:
+        proposal = await arrangements.proposal(account, callback_data.offer_id)
+    except OfferUnavailable as unavailable:
+        await query.message.answer(unavailable_text(unavailable.reason))
+        await show_plans(query.message, state, account, arrangements, settings)
+        return
+    await query.message.answer(proposal_text(proposal), reply_markup=proposal_keyboard(proposal))
+
+
+async def accept_offer(
+    query: CallbackQuery,
+    callback_data: OfferAction,
+    state: FSMContext,
+    account: Account,
+    arrangements: ArrangementService,
+    settings: Settings,
+    callback_answer: CallbackAnswer,
+) -> None:
+    assert isinstance(query.message, Message)
+    try:
+        result = await arrangements.accept(account, callback_data.offer_id, query.message.chat.id, replace=callback_data.action == "replace")
+    except OfferUnavailable as unavailable:
+        callback_answer.text = unavailable_text(unavailable.reason)
+        if unavailable.reason is not Unavailable.ALREADY_ACCEPTED:
+            await query.message.answer(unavailable_text(unavailable.reason))
+            await show_plans(query.message, state, account, arrangements, settings)
+        return
+    if not isinstance(result, Accepted):
+        proposal = await arrangements.proposal(account, callback_data.offer_id)
+        await query.message.answer(
+            _("You already have an active arrangement. Do you want to replace it with this one?"),
+            reply_markup=proposal_keyboard(proposal, replace=True),
+        )
+        return
+    first = result.installments[0]
+    locale = reader_locale()
+    lines = [
+        _("Done: your arrangement is recorded."),
+        _("First payment: {amount} by {date}.").format(
+            amount=money(first.amount, account.currency, locale), date=day(first.due_date, locale)
+        ),
+    ]
+    if len(result.installments) > 1:
+        lines += ["", _("Schedule:")]
+        lines += [f"{item.number}. {day(item.due_date, locale)} — {money(item.amount, account.currency, locale)}" for item in result.installments]
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("💳 Pay {amount} now").format(amount=money(first.amount, account.currency, locale)), url=payment_url(settings, account, first.amount))
+    await query.message.answer("\n".join(lines), reply_markup=builder.as_markup())
+
+
+async def ask_budget(query: CallbackQuery, state: FSMContext, account: Account) -> None:
+    assert isinstance(query.message, Message)
+    await state.set_state(Negotiation.typing_monthly_amount)
+    await query.message.answer(
+        _("How much can you pay each month? Type an amount, for example {example}.").format(
+            example=cash(Decimal(1500), account.currency)
+        )
+    )
+
+
+async def budget_typed(message: Message, state: FSMContext, account: Account, arrangements: ArrangementService) -> None:
+    try:
+        per_month = parse_amount(message.text or "", reader_locale())
+    except InvalidAmount:
+        await message.answer(
+            _("I couldn't read that as an amount. Please type a number, for example {example}.").format(
+                example=cash(Decimal(1500), account.currency)
+            )
+        )
+        return
+    await state.set_state(None)
+    answer = await arrangements.for_budget(account, per_month, message.chat.id)
+    if answer.proposal is not None:
+        await message.answer(
+            _("With {amount} a month, this is the shortest plan that fits:").format(amount=cash(per_month, account.currency))
+            + "\n\n" + proposal_text(answer.proposal),
+            reply_markup=proposal_keyboard(answer.proposal),
+        )
+        return
+    negotiation = answer.negotiation
+    reasons = {
+        OfferReason.BELOW_MINIMUM_INSTALLMENT: _("The smallest monthly payment I can offer is {minimum}."),
+        OfferReason.NEEDS_LONGER_TERM_THAN_SELF_SERVICE: _(
+            "A longer plan could fit, but only a person at the bank can offer it."
+        ),
+        OfferReason.NO_TERM_FITS: _("Even the longest plan I can offer costs more than that each month."),
+        OfferReason.AMOUNT_TOO_SMALL_FOR_INSTALLMENTS: _("The balance is too small to split; paying it in full is the simplest."),
+    }
+    assert negotiation.reason is not None
+    lines = [reasons[negotiation.reason].format(minimum=cash(negotiation.minimum_installment, account.currency))]
+    if negotiation.closest is not None:
+        lines.append(
+            _("The closest I can offer is {months} months at {payment} a month.").format(
+                months=negotiation.closest.months, payment=cash(negotiation.closest.max_payment, account.currency)
+            )
+        )
+    lines.append(_("A person at the bank can look at your situation with you."))
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("🙋 Talk to a person"), callback_data=PersonRequest())
+    builder.button(text=_("« All options"), callback_data=PlanMenuAction(action="menu"))
+    builder.adjust(1)
+    await message.answer("\n".join(lines), reply_markup=builder.as_markup())
+
+
+async def ask_promise_date(query: CallbackQuery, state: FSMContext, arrangements: ArrangementService, policy: Policy) -> None:
+    assert isinstance(query.message, Message)
+    await state.set_state(PromiseToPay.choosing_date)
+    locale = reader_locale()
+    builder = InlineKeyboardBuilder()
+    for days in range(1, min(PROMISE_DAY_BUTTONS, policy.promise_max_days) + 1):
+        builder.button(text=day(arrangements.today() + timedelta(days=days), locale), callback_data=PromiseDay(days=days))
+    builder.adjust(2)
+    await query.message.answer(
+        _("When will you pay? Choose a day, or type a date up to {latest}.").format(
+            latest=day(arrangements.today() + timedelta(days=policy.promise_max_days), locale)
+        ),
+        reply_markup=builder.as_markup(),
+    )
+
+
+async def promise_day_chosen(
+    query: CallbackQuery, callback_data: PromiseDay, state: FSMContext, account: Account, arrangements: ArrangementService
+) -> None:
+    assert isinstance(query.message, Message)
+    await promise_date(query.message, state, account, arrangements, arrangements.today() + timedelta(days=callback_data.days))
+
+
+async def promise_date_typed(message: Message, state: FSMContext, account: Account, arrangements: ArrangementService) -> None:
+    try:
+        promised = parse_date(message.text or "", reader_locale())
+    except InvalidDate:
+        await message.answer(_("I couldn't read that as a date. Please choose a day above or type a date such as {example}.").format(example=day(arrangements.today() + timedelta(days=3), reader_locale())))
+        return
+    await promise_date(message, state, account, arrangements, promised)
+
+
+async def promise_date(
+    message: Message, state: FSMContext, account: Account, arrangements: ArrangementService, promised: date
+) -> None:
+    check = arrangements.check_promise(promised)
+    locale = reader_locale()
+    if not check.allowed:
+        await message.answer(
+            _("Please choose a date from today to {latest}. For a later date, talk to a person.").format(latest=day(check.latest, locale)),
+            reply_markup=InlineKeyboardBuilder().button(text=_("🙋 Talk to a person"), callback_data=PersonRequest()).as_markup(),
+        )
+        return
+    await state.update_data(promise_date=promised.isoformat())
+    await state.set_state(PromiseToPay.choosing_amount)
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("Minimum due: {amount}").format(amount=cash(account.minimum_due, account.currency)), callback_data=PromiseAmount(choice="minimum"))
+    builder.button(text=_("Overdue amount: {amount}").format(amount=cash(account.overdue_amount, account.currency)), callback_data=PromiseAmount(choice="overdue"))
+    builder.adjust(1)
+    await message.answer(
+        _("How much will you pay by {date}? Choose below or type an amount of at least {minimum}.").format(
+            date=day(promised, locale), minimum=cash(account.minimum_due, account.currency)
+        ),
+        reply_markup=builder.as_markup(),
+    )
+
+
+async def promise_amount_chosen(
+    query: CallbackQuery, callback_data: PromiseAmount, state: FSMContext, account: Account, arrangements: ArrangementService
+) -> None:
+    assert isinstance(query.message, Message)
+    amount = account.overdue_amount if callback_data.choice == "overdue" else account.minimum_due
+    await promise_amount(query.message, state, account, arrangements, amount)
+
+
+async def promise_amount_typed(message: Message, state: FSMContext, account: Account, arrangements: ArrangementService) -> None:
+    try:
+        amount = parse_amount(message.text or "", reader_locale())
+    except InvalidAmount:
+        await message.answer(_("I couldn't read that as an amount. Please type a number, for example {example}.").format(example=cash(account.minimum_due, account.currency)))
+        return
+    await promise_amount(message, state, account, arrangements, amount)
+
+
+async def promise_amount(message: Message, state: FSMContext, account: Account, arrangements: ArrangementService, amount: Decimal) -> None:
+    if amount < account.minimum_due or amount > account.statement_balance:
+        await message.answer(
+            _("Please choose an amount from {minimum} to {maximum}.").format(
+                minimum=cash(account.minimum_due, account.currency), maximum=cash(account.statement_balance, account.currency)
+            )
+        )
+        return
+    data = await state.get_data()
+    if "promise_date" not in data:
+        await state.set_state(None)
+        await message.answer(_("Let's start again: choose «{plans}».").format(plans=_("🧾 Ways to pay")))
+        return
+    promised = date.fromisoformat(data["promise_date"])
+    await state.set_state(None)
+    await state.update_data(promise_date=None)
+    check = arrangements.check_promise(promised)
+    if not check.allowed:
+        await message.answer(_("That date is no longer possible. Please choose «{plans}» again.").format(plans=_("🧾 Ways to pay")))
+        return
+    proposal = await arrangements.promise(account, promised, amount, message.chat.id)
+    await message.answer(proposal_text(proposal), reply_markup=proposal_keyboard(proposal))
+
+
+async def show_my_plan(message: Message, account: Account, arrangements: ArrangementService) -> None:
+    current = await arrangements.current(account)
+    if current is None:
+        await message.answer(
+            _("You have no arrangement yet. See «{plans}» to choose one.").format(plans=_("🧾 Ways to pay")),
+            reply_markup=main_menu_keyboard(),
+        )
+        return
+    await message.answer(arrangement_text(current, reader_locale()), reply_markup=main_menu_keyboard())
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    verified = MagicData(F.account.is_not(None))
+    router.message.filter(verified)
+    router.callback_query.filter(verified)
+    router.message.register(show_plans, Command("plans"))
+    router.message.register(show_plans, F.text == PLANS)
+    router.message.register(show_my_plan, Command("myplan"))
+    router.message.register(show_my_plan, F.text == MY_PLAN)
+    router.callback_query.register(plans_button, PlanMenuAction.filter(F.action == "menu"))
+    router.callback_query.register(view_offer, OfferAction.filter(F.action == "view"))
+    router.callback_query.register(accept_offer, OfferAction.filter(F.action.in_({"accept", "replace"})))
+    router.callback_query.register(ask_budget, PlanMenuAction.filter(F.action == "budget"))
+    router.message.register(budget_typed, Negotiation.typing_monthly_amount, F.text)
+    router.callback_query.register(ask_promise_date, PlanMenuAction.filter(F.action == "promise"))
+    router.callback_query.register(promise_day_chosen, PromiseDay.filter(), PromiseToPay.choosing_date)
+    router.message.register(promise_date_typed, PromiseToPay.choosing_date, F.text)
+    router.callback_query.register(promise_amount_chosen, PromiseAmount.filter(), PromiseToPay.choosing_amount)
+    router.message.register(promise_amount_typed, PromiseToPay.choosing_amount, F.text)
+    return router
