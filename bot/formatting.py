@@ -33,3 +33,8 @@ def day(value: date, locale: str) -> str:
 def percent(value: Decimal, locale: str) -> str:
     """A rate given in percent (13.03 means 13.03 %), with two decimals in the reader's style."""
     return format_decimal(value, format="#,##0.00", locale=locale) + "%"
+
+
+def years(count: int, locale: str) -> str:
+    """A number of years with the locale's plural: `1 year`, `5 лет`, `2 года`, `5年`."""
+    return format_timedelta(timedelta(days=round(365.25 * count)), threshold=1, format="long", locale=locale)

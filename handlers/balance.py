@@ -11,7 +11,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.db.models import Account
 from bot.domain.policy import Policy, Stage
-from bot.formatting import day, money, percent
+from bot.formatting import day, money, percent, years
 from bot.services.arrangements import ArrangementService
 from handlers.keyboards import BALANCE, main_menu_keyboard
 from handlers.prompts import reader_locale
@@ -70,9 +70,9 @@ def consequences(arrangements: ArrangementService, policy: Policy, stage: Stage 
     if found and found.credit_bureau:
         lines.append(
             _(
-                "• The overdue is reported to the credit bureau. The record stays for {years} years after the "
+                "• The overdue is reported to the credit bureau. The record stays for {period} after the "
                 "debt is repaid: if you pay today, it would be removed on {date}."
-            ).format(years=policy.credit_record_years, date=day(drop_off, locale))
+            ).format(period=years(policy.credit_record_years, locale), date=day(drop_off, locale))
         )
     else:
         reported = next((item for item in policy.stages if item.consequences.credit_bureau), None)

@@ -225,14 +225,25 @@ async def test_promise_to_pay(bank: BotHarness) -> None:
     assert "Promise to pay: active" in my_plan[-1].text
 
 
-async def test_options_end_to_end_in_russian_and_chinese(bank: BotHarness) -> None:
-    for language, accept_word in (("ru", "Принять"), ("zh-hans", "接受")):
-        cardholder = await signed_in(bank, language)
-        menu = await cardholder.send("/plans")
-        plan = await cardholder.press_on(menu[-1], menu[-1].labels[3])
-        accepted = await cardholder.press(accept_word)
-        assert accepted and "✅" not in "".join(accepted[-1].labels)
-    assert await count(bank, Arrangement) == 2
+@pytest.mark.parametrize("language", ["en", "ru", "zh-hans"])
+@pytest.mark.parametrize(("option", "kind"), [(1, "full"), (2, "current"), (3, "plan"), (None, "promise")])
+async def test_each_option_end_to_end(bank: BotHarness, language: str, option: int | None, kind: str) -> None:
+    cardholder = await signed_in(bank, language)
+    menu = (await cardholder.send("/plans"))[-1]
+    if option is None:
+        dates = (await cardholder.press_on(menu, menu.labels[-2]))[-1]
+        amounts = (await cardholder.press_on(dates, dates.labels[0]))[-1]
+        proposal = (await cardholder.press_on(amounts, amounts.labels[0]))[-1]
+    else:
+        proposal = (await cardholder.press_on(menu, menu.labels[option]))[-1]
+    accepted = (await cardholder.press_on(proposal, proposal.labels[0]))[-1]
+    assert accepted.labels[0].startswith("💳"), "the confirmation carries the payment link"
+
+    async with bank.session_factory() as session:
+        arrangement = await session.scalar(select(Arrangement))
+    assert arrangement is not None and arrangement.kind == kind and arrangement.status == "active"
+    my_plan = (await cardholder.send("/myplan"))[-1]
+    assert my_plan.text.count("\n") >= 3
 
 
 async def test_a_broken_promise_shows_in_my_plan(bank: BotHarness) -> None:
