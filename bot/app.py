@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.db import create_engine, create_schema, create_session_factory
 from bot.db.fsm_storage import SQLAlchemyStorage
+from bot.desk import Desk
 from bot.domain.policy import Policy, load_policy
 from bot.i18n import ChatLocaleMiddleware, create_i18n
 from bot.middlewares import UpdateContextMiddleware, UpdatesInFlight
@@ -43,6 +46,7 @@ class App:
     i18n: I18n
     clock: Clock
     updates: UpdatesInFlight
+    desk: Desk | None
 
     async def close(self) -> None:
         await self.dispatcher.storage.close()
@@ -68,6 +72,7 @@ def create_dispatcher(
     clock: Clock,
     audit: AuditTrail,
     updates: UpdatesInFlight,
+    desk: Desk | None,
 ) -> Dispatcher:
     dispatcher = Dispatcher(
         storage=SQLAlchemyStorage(session_factory),
@@ -76,6 +81,7 @@ def create_dispatcher(
         policy=policy,
         clock=clock,
         i18n=i18n,
+        desk=desk,
         session_idle_minutes=settings.session_idle_minutes,
     )
     rules = VerificationRules(
@@ -87,9 +93,33 @@ def create_dispatcher(
     dispatcher.update.outer_middleware(UpdateContextMiddleware(session_factory, rules, policy, clock, audit))
     dispatcher.update.outer_middleware(ChatLocaleMiddleware(i18n))
     dispatcher.callback_query.outer_middleware(CallbackAnswerMiddleware())
-    dispatcher.include_routers(*get_routers())
+    dispatcher.include_routers(*get_routers(settings.agent_chat_id))
     dispatcher.startup.register(set_commands)
+    if desk is not None:
+        watch = DeskWatch(desk, session_factory, policy, clock)
+        dispatcher.startup.register(watch.start)
+        dispatcher.shutdown.register(watch.stop)
     return dispatcher
+
+
+class DeskWatch:
+    """Re-announces waiting cases in the agents' group while the bot polls."""
+
+    def __init__(self, desk: Desk, session_factory: async_sessionmaker[AsyncSession], policy: Policy, clock: Clock) -> None:
+        self.desk = desk
+        self.session_factory = session_factory
+        self.policy = policy
+        self.clock = clock
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.desk.watch(self.session_factory, self.policy, self.clock))
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
 
 
 def track_outermost(dispatcher: Dispatcher, updates: UpdatesInFlight) -> None:
@@ -124,8 +154,11 @@ async def create_app(settings: Settings, *, clock: Clock | None = None, token: s
     bot = create_bot(settings, token)
     bot.session.middleware(OutboundAuditMiddleware(audit))
     updates = UpdatesInFlight()
-    dispatcher = create_dispatcher(settings, session_factory, policy, i18n, clock, audit, updates)
-    return App(settings, engine, session_factory, bot, dispatcher, policy, i18n, clock, updates)
+    desk = None
+    if settings.agent_chat_id is not None:
+        desk = Desk(bot, settings.agent_chat_id, settings.agent_ids, i18n, settings.default_locale)
+    dispatcher = create_dispatcher(settings, session_factory, policy, i18n, clock, audit, updates, desk)
+    return App(settings, engine, session_factory, bot, dispatcher, policy, i18n, clock, updates, desk)
 
 
 async def set_commands(bot: Bot, i18n: I18n) -> None:

@@ -1,4 +1,4 @@
-"""Command line: `python -m bot run | sandbox | import-accounts FILE | import-payments FILE | demo-data | calc`."""
+"""Command line: `python -m bot run | sandbox | import-accounts FILE | import-payments FILE | export-case N | demo-data | calc`."""
 
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     accounts.add_argument("file", type=Path)
     payments = commands.add_parser("import-payments", help="apply payments the bank posted, from a CSV file")
     payments.add_argument("file", type=Path)
+    export = commands.add_parser("export-case", help="print a case's full transcript")
+    export.add_argument("case_id", type=int)
     commands.add_parser("demo-data", help="load the demo accounts (idempotent)")
     add_calc_parser(commands)
     return parser
@@ -109,6 +111,31 @@ async def import_payments_command(settings: Settings, arguments: argparse.Namesp
     return 1 if report.errors else 0
 
 
+async def export_case(settings: Settings, arguments: argparse.Namespace) -> int:
+    from bot.services.cases import CaseService
+
+    async def transcript(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
+        async with sessions() as session:
+            cases = CaseService(session, Clock())
+            case = await cases.get(arguments.case_id)
+            if case is None:
+                return []
+            lines = [
+                f"case #{case.id}: {case.reason}, {case.status}, verified={case.verified}, agent={case.agent_id}, "
+                f"opened {case.created_at.isoformat()}, outcome={case.outcome}, rating={case.rating}"
+            ]
+            for event in await cases.transcript(case.id):
+                lines.append(f"{event.at.isoformat()} {event.actor} {event.kind}: {event.text}")
+            return lines
+
+    lines = await with_database(settings, transcript)
+    if not lines:
+        print(f"error: no case #{arguments.case_id}", file=sys.stderr)
+        return EXIT_USAGE
+    print("\n".join(lines))
+    return 0
+
+
 async def demo_data(settings: Settings, _arguments: argparse.Namespace) -> int:
     from bot.services.demo import load_demo_data
 
@@ -122,6 +149,7 @@ COMMANDS = {
     "sandbox": sandbox,
     "import-accounts": import_accounts_command,
     "import-payments": import_payments_command,
+    "export-case": export_case,
     "demo-data": demo_data,
     "calc": calc_command,
 }

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.domain.policy import Policy
 from bot.services.arrangements import ArrangementService
+from bot.services.cases import CaseService
 from bot.services.audit import AuditTrail, current_account
 from bot.services.verification import VerificationRules, VerificationService
 
@@ -47,6 +48,8 @@ class UpdateContextMiddleware(BaseMiddleware):
             data["db"] = session
             data["verification"] = verification
             data["arrangements"] = ArrangementService(session, self.policy, self.clock)
+            data["cases"] = cases = CaseService(session, self.clock)
+            data["open_case"] = None
             data["chat_session"] = None
             data["account"] = None
             if chat is not None and chat.type == "private" and user is not None:
@@ -54,6 +57,7 @@ class UpdateContextMiddleware(BaseMiddleware):
                 data["chat_session"] = chat_session
                 data["chat_profile"] = chat_session.profile
                 data["account"] = chat_session.account
+                data["open_case"] = await cases.open_for_chat(chat.id)
             account = data["account"]
             token = current_account.set(account.id if account is not None else None)
             try:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers import balance, common, errors, fallback, plans, session, verify
+from handlers import balance, common, desk, errors, fallback, handoff, plans, session, verify
 
 
-def get_routers() -> list[Router]:
+def get_routers(agent_chat_id: int | None) -> list[Router]:
     """Fresh routers, cardholder ones for private chats only, the catch-all last.
 
     Each module builds its router in `create_router()` rather than at import, so that several
@@ -19,10 +19,11 @@ def get_routers() -> list[Router]:
     cardholder.callback_query.filter(F.message.chat.type == "private")
     cardholder.include_routers(
         session.create_router(),
+        handoff.create_router(),
         common.create_router(),
         verify.create_router(),
         balance.create_router(),
         plans.create_router(),
         fallback.create_router(),
     )
-    return [errors.create_router(), cardholder]
+    return [errors.create_router(), desk.create_router(agent_chat_id), cardholder]

@@ -14,7 +14,7 @@ from bot.db.models import Account
 from bot.domain.policy import Policy
 from bot.i18n import LANGUAGE_NAMES
 from bot.services.verification import ChatSession, VerificationService
-from handlers.keyboards import CONTACT_BANK, SIGN_OUT, LanguageChoice, PersonRequest, language_keyboard
+from handlers.keyboards import CONTACT_BANK, SIGN_OUT, LanguageChoice, language_keyboard
 from handlers.prompts import ask_for_phone, edit_once, show_current_step
 
 
@@ -71,11 +71,6 @@ async def contact_bank(message: Message, policy: Policy) -> None:
     await message.answer(bank_contact_text(policy))
 
 
-async def person_requested(query: CallbackQuery, policy: Policy) -> None:
-    if isinstance(query.message, Message):
-        await query.message.answer(bank_contact_text(policy))
-
-
 async def sign_out(message: Message, state: FSMContext, verification: VerificationService, chat_session: ChatSession) -> None:
     await verification.sign_out(chat_session.profile)
     await state.clear()
@@ -105,6 +100,5 @@ def create_router() -> Router:
     router.message.register(language_command, Command("language"))
     router.callback_query.register(language_chosen, LanguageChoice.filter())
     router.message.register(contact_bank, F.text == CONTACT_BANK)
-    router.callback_query.register(person_requested, PersonRequest.filter())
     router.message.register(sign_out, F.text == SIGN_OUT)
     return router

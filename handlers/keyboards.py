@@ -38,6 +38,23 @@ class PromiseAmount(CallbackData, prefix="ptpa"):
     choice: str  # "minimum" or "overdue"
 
 
+class CaseAction(CallbackData, prefix="case"):
+    action: str  # "claim" or "resolve"
+    case_id: int
+
+
+class ProposalAction(CallbackData, prefix="prop"):
+    """An agent's answer to a request outside self-service policy."""
+
+    action: str  # "approve", "change" or "decline"
+    offer_id: int
+
+
+class RateCase(CallbackData, prefix="rate"):
+    case_id: int
+    score: int
+
+
 SHARE_PHONE = __("📱 Share my phone number")
 BALANCE = __("💳 Balance")
 PLANS = __("🧾 Ways to pay")

@@ -15,7 +15,8 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.db.models import Account
 from bot.domain.amounts import InvalidAmount, parse_amount
-from bot.domain.calculator import OfferReason
+from bot.desk import Desk
+from bot.domain.calculator import InstallmentPlan, OfferReason
 from bot.domain.dates import parse_date
 from bot.domain.errors import InvalidDate
 from bot.domain.policy import Policy
@@ -30,7 +31,9 @@ from bot.services.arrangements import (
     Proposal,
     Unavailable,
 )
+from bot.services.cases import CaseService
 from bot.settings import Settings
+from handlers.handoff import hand_off
 from handlers.keyboards import (
     MY_PLAN,
     PLANS,
@@ -39,6 +42,7 @@ from handlers.keyboards import (
     PlanMenuAction,
     PromiseAmount,
     PromiseDay,
+    ProposalAction,
     main_menu_keyboard,
 )
 from handlers.prompts import reader_locale
@@ -239,6 +243,7 @@ async def accept_offer(
     account: Account,
     arrangements: ArrangementService,
     settings: Settings,
+    policy: Policy,
     callback_answer: CallbackAnswer,
 ) -> None:
     assert isinstance(query.message, Message)
@@ -270,7 +275,40 @@ async def accept_offer(
         lines += [f"{item.number}. {day(item.due_date, locale)} — {money(item.amount, account.currency, locale)}" for item in result.installments]
     builder = InlineKeyboardBuilder()
     builder.button(text=_("💳 Pay {amount} now").format(amount=money(first.amount, account.currency, locale)), url=payment_url(settings, account, first.amount))
+    proposal = result.proposal
+    if proposal.plan is not None and arrangements.is_agent_term(proposal.plan.months):
+        agreement = agreement_text(account, proposal, policy)
+        await arrangements.record_agreement(result.arrangement, agreement)
+        await query.message.answer(agreement)
     await query.message.answer("\n".join(lines), reply_markup=builder.as_markup())
+
+
+def agreement_text(account: Account, proposal: Proposal, policy: Policy) -> str:
+    """The written terms of a hardship (personalized) installment plan, as the agreement must state them."""
+    plan = proposal.plan
+    assert plan is not None
+    locale = reader_locale()
+    last = plan.schedule[-1]
+    return "\n".join(
+        [
+            _("Hardship installment agreement with {bank}").format(bank=policy.bank.name),
+            _("Account: {account}, card ending {last4}.").format(account=account.account_id, last4=account.card_last4),
+            _("Balance covered: {amount} ({currency}).").format(amount=cash(plan.principal, plan.currency), currency=plan.currency),
+            _("Repayment: {months} monthly payments of {payment}, from {first} to {last}; {total} in all.").format(
+                months=plan.months,
+                payment=cash(plan.payment, plan.currency),
+                first=day(plan.schedule[0].due_date, locale),
+                last=day(last.due_date, locale),
+                total=cash(plan.total_paid, plan.currency),
+            ),
+            _("Interest meanwhile: {rate} a year on the remaining balance ({interest} in all); no other interest, late fees or annual fees are charged while you keep to the schedule.").format(
+                rate=percent(plan.rate * 100, locale), interest=cash(plan.total_fee, plan.currency)
+            ),
+            _("Your undertaking: to pay each installment by its date, and not to apply for new credit cards until the plan is settled."),
+            _("If a payment is more than 30 days late, the agreement ends and the remaining balance becomes due under the card's ordinary terms."),
+            _("The bank stops collection calls and messages while you keep to the schedule. This agreement is recorded and kept until the debt is repaid."),
+        ]
+    )
 
 
 async def ask_budget(query: CallbackQuery, state: FSMContext, account: Account) -> None:
@@ -283,7 +321,15 @@ async def ask_budget(query: CallbackQuery, state: FSMContext, account: Account) 
     )
 
 
-async def budget_typed(message: Message, state: FSMContext, account: Account, arrangements: ArrangementService) -> None:
+async def budget_typed(
+    message: Message,
+    state: FSMContext,
+    account: Account,
+    arrangements: ArrangementService,
+    cases: CaseService,
+    desk: Desk | None,
+    policy: Policy,
+) -> None:
     try:
         per_month = parse_amount(message.text or "", reader_locale())
     except InvalidAmount:
@@ -325,6 +371,30 @@ async def budget_typed(message: Message, state: FSMContext, account: Account, ar
     builder.button(text=_("« All options"), callback_data=PlanMenuAction(action="menu"))
     builder.adjust(1)
     await message.answer("\n".join(lines), reply_markup=builder.as_markup())
+    if negotiation.agent_plan is not None and desk is not None:
+        await ask_for_approval(message, account, negotiation.agent_plan, arrangements, cases, desk, policy)
+
+
+async def ask_for_approval(
+    message: Message,
+    account: Account,
+    plan: InstallmentPlan,
+    arrangements: ArrangementService,
+    cases: CaseService,
+    desk: Desk,
+    policy: Policy,
+) -> None:
+    """Outside self-service: an agent approves, changes or declines a plan computed by the calculator."""
+    proposal = await arrangements.proposal_for_agents(account, plan, message.chat.id)
+    case = await hand_off(message, reason="outside_policy", account=account, cases=cases, desk=desk, policy=policy)
+    if case is None:
+        return
+    builder = InlineKeyboardBuilder()
+    with desk.speaking():
+        text = _("The cardholder asks for a plan outside self-service. Proposal:") + "\n\n" + proposal_text(proposal)
+        for action, label in (("approve", _("✅ Approve")), ("change", _("✏️ Change")), ("decline", _("✖️ Decline"))):
+            builder.button(text=label, callback_data=ProposalAction(action=action, offer_id=proposal.offer_id))
+    await desk.post(case, text, builder.as_markup())
 
 
 async def ask_promise_date(query: CallbackQuery, state: FSMContext, arrangements: ArrangementService, policy: Policy) -> None:

@@ -18,7 +18,10 @@ from bot.domain.dates import parse_birth_date
 from bot.domain.phones import normalize_phone
 from bot.domain.policy import Policy
 from bot.formatting import in_about, when
+from bot.desk import Desk
+from bot.services.cases import CaseService
 from bot.services.verification import ChatSession, Outcome, VerificationService
+from handlers.handoff import hand_off
 from handlers.keyboards import person_keyboard
 from handlers.prompts import ask_for_birth_date, ask_for_phone, birth_date_example, reader_locale, show_main_menu
 from handlers.states import Verification
@@ -79,6 +82,8 @@ async def birth_date_typed(
     chat_session: ChatSession,
     clock: Clock,
     policy: Policy,
+    cases: CaseService,
+    desk: Desk | None,
 ) -> None:
     assert message.text is not None
     await forget_message(bot, message)
@@ -109,6 +114,8 @@ async def birth_date_typed(
         assert result.locked_until is not None
         await state.clear()
         await tell_locked(message, result.locked_until, clock, policy)
+        if desk is not None:
+            await hand_off(message, reason="lockout", account=None, cases=cases, desk=desk, policy=policy)
     else:
         await message.answer(
             _(

@@ -37,6 +37,7 @@ class Account(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     balance_version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    payment_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class VerificationLock(Base):
@@ -139,6 +140,8 @@ class Arrangement(Base):
     accepted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     chat_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    agreement: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The written terms of a hardship plan, exactly as the cardholder received them."""
 
 
 class Installment(Base):
@@ -168,3 +171,79 @@ class Payment(Base):
     paid_at: Mapped[datetime] = mapped_column(UTCDateTime)
     reference: Mapped[str] = mapped_column(String(64), unique=True)
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Case(Base):
+    """A conversation handed to the agents: one forum topic, one open case per account (or chat)."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index(
+            "uq_one_open_case_per_chat",
+            "chat_id",
+            unique=True,
+            sqlite_where=text("status != 'resolved'"),
+            postgresql_where=text("status != 'resolved'"),
+        ),
+        Index(
+            "uq_one_open_case_per_account",
+            "account_pk",
+            unique=True,
+            sqlite_where=text("status != 'resolved' AND account_pk IS NOT NULL"),
+            postgresql_where=text("status != 'resolved' AND account_pk IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), nullable=True)
+    verified: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str] = mapped_column(String(32))
+    locale: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(16))
+    agent_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    topic_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    card_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    announced_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class CaseEvent(Base):
+    """The case's record: every trigger, relay, note, claim, offer, resolution and rating."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text, default="")
+
+
+class Relay(Base):
+    """A message carried between the cardholder's chat and the case topic.
+
+    Written before it is sent and marked when Telegram accepts it; the unique source makes a
+    retried or replayed relay go out at most once.
+    """
+
+    __tablename__ = "relays"
+    __table_args__ = (UniqueConstraint("source_chat_id", "source_message_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(16))
+    source_chat_id: Mapped[int] = mapped_column(BigInteger)
+    source_message_id: Mapped[int] = mapped_column(BigInteger)
+    target_chat_id: Mapped[int] = mapped_column(BigInteger)
+    target_thread_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    target_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

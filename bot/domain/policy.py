@@ -9,7 +9,9 @@ currency units.
 
 from __future__ import annotations
 
+import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from datetime import time
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
@@ -35,8 +37,9 @@ MAX_OFFER_MINUTES = 7 * 24 * 60
 MAX_WAIVER_DAYS = 90
 _SECTIONS = (
     "version", "bank", "stages", "terms", "fees", "minimum_installment", "promise_to_pay",
-    "late_fee_waiver", "offers", "credit_bureau", "minimum_payment", "disclosures",
+    "late_fee_waiver", "offers", "credit_bureau", "minimum_payment", "disclosures", "handoff",
 )
+HANDOFF_REASONS = ("person", "hardship", "dispute", "complaint", "anger")
 DISCLOSURE_MOMENTS = ("first_contact", "balance")
 DISCLOSURE_LOCALES = ("en", "zh_CN", "ru")
 
@@ -138,6 +141,32 @@ class Disclosure:
 
 
 @dataclass(frozen=True)
+class Handoff:
+    """When the bot passes a chat to a person, and how long a waiting case may wait unnoticed."""
+
+    reannounce_minutes: int
+    keywords: Mapping[str, Mapping[str, tuple[str, ...]]]  # locale -> reason -> words, lower case
+
+    def reason_in(self, text: str, locale: str) -> str | None:
+        """The first handoff reason whose words appear in `text` (case- and width-insensitive).
+
+        A word must start a word of the text ("died" is not in "studied"); Chinese has no spaces
+        between words, so there a phrase may stand anywhere.
+        """
+        folded = unicodedata.normalize("NFKC", text).casefold()
+        for reason, words in self.keywords.get(locale, {}).items():
+            if any(_starts_word(word, folded, locale) for word in words):
+                return reason
+        return None
+
+
+def _starts_word(word: str, text: str, locale: str) -> bool:
+    if locale == "zh_CN":
+        return word in text
+    return re.search(r"(?<!\w)" + re.escape(word), text) is not None
+
+
+@dataclass(frozen=True)
 class Policy:
     version: str
     bank: BankContact
@@ -151,6 +180,7 @@ class Policy:
     credit_record_years: int  # a negative bureau record stays this long after the debt is repaid
     minimum_payment_share: Decimal  # the statement minimum as a share of the balance
     disclosures: tuple[Disclosure, ...] = ()
+    handoff: Handoff = Handoff(reannounce_minutes=15, keywords={})
 
     def disclosures_for(self, currency: str, when: str) -> tuple[Disclosure, ...]:
         return tuple(item for item in self.disclosures if item.applies(currency, when))
@@ -509,6 +539,29 @@ def _disclosures(reader: _Reader) -> tuple[Disclosure, ...]:
     return tuple(found)
 
 
+def _handoff(reader: _Reader) -> Handoff:
+    node = reader.table("handoff", reader.raw.get("handoff", {}))
+    if node is None:
+        return Handoff(15, {})
+    reader.unknown_keys("handoff.", node, ("reannounce_minutes", "keywords"))
+    minutes = reader.integer("handoff.reannounce_minutes", node.get("reannounce_minutes"), 1, 24 * 60) or 15
+    keywords: dict[str, dict[str, tuple[str, ...]]] = {}
+    by_locale = reader.table("handoff.keywords", node.get("keywords", {})) or {}
+    reader.unknown_keys("handoff.keywords.", by_locale, DISCLOSURE_LOCALES)
+    for locale, reasons in by_locale.items():
+        key = f"handoff.keywords.{locale}"
+        if reader.table(key, reasons) is None:
+            continue
+        reader.unknown_keys(f"{key}.", reasons, HANDOFF_REASONS)
+        keywords[locale] = {}
+        for reason, words in reasons.items():
+            if not isinstance(words, list) or not all(isinstance(word, str) and word.strip() for word in words):
+                reader.problem(f"{key}.{reason}", "must be a list of words or phrases")
+                continue
+            keywords[locale][reason] = tuple(unicodedata.normalize("NFKC", word).casefold() for word in words)
+    return Handoff(minutes, keywords)
+
+
 def parse_policy(raw: dict[str, Any]) -> Policy:
     reader = _Reader(raw)
     reader.unknown_keys("", raw, _SECTIONS)
@@ -538,6 +591,7 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
     if share is not None:
         share = reader.decimal("minimum_payment.share_of_balance", share, Decimal("0.01"), Decimal(1))
     disclosures = _disclosures(reader)
+    handoff = _handoff(reader)
     if reader.problems:
         raise PolicyError(reader.problems)
     return Policy(
@@ -553,6 +607,7 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         credit_record_years=years,
         minimum_payment_share=share,
         disclosures=disclosures,
+        handoff=handoff,
     )
 
 

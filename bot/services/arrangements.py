@@ -33,12 +33,14 @@ from bot.domain.calculator import (
     currency_exponent,
     make_plan,
     negotiate,
+    plan_for_term,
 )
 from bot.domain.errors import DomainError
 from bot.domain.policy import Policy
 from bot.services.payments import break_overdue_promises
 
 WAITING_DAYS = 30
+NEEDS_APPROVAL = "bot:needs_approval"
 
 
 class OfferKind(str, enum.Enum):
@@ -102,6 +104,7 @@ class BudgetAnswer:
 class Accepted:
     arrangement: Arrangement
     installments: tuple[Installment, ...]
+    proposal: Proposal
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,29 @@ class ArrangementService:
         await self.session.commit()
         return BudgetAnswer(negotiation, proposal)
 
+    async def agent_offer(
+        self, account: Account, months: int, apr: Decimal | None, agent_id: int, chat_id: int | None
+    ) -> Proposal:
+        """A plan an agent offers: any term of the policy, agent-only ones included, at the policy's
+        rate or at an annual rate the agent sets (amortizing, as hardship plans are)."""
+        if apr is None:
+            plan = plan_for_term(account.statement_balance, account.currency, months, self.policy, start=self.today(), agent=True)
+        else:
+            self.policy.plan_terms(months, agent=True)
+            plan = make_plan("amortizing", account.statement_balance, account.currency, months, apr, start=self.today())
+        proposal = await self._store_plan(account, chat_id, plan, made_by=f"agent:{agent_id}")
+        await self.session.commit()
+        return proposal
+
+    async def proposal_for_agents(self, account: Account, plan: InstallmentPlan, chat_id: int | None) -> Proposal:
+        """A plan outside self-service, stored for an agent to approve before the cardholder sees it."""
+        proposal = await self._store_plan(account, chat_id, plan, made_by=NEEDS_APPROVAL)
+        await self.session.commit()
+        return proposal
+
+    def is_agent_term(self, months: int) -> bool:
+        return months in self.policy.terms.agent_only
+
     def check_promise(self, promised: date) -> PromiseCheck:
         return check_promise_date(promised, self.today(), self.policy)
 
@@ -201,10 +227,22 @@ class ArrangementService:
         await self.session.commit()
         return proposal
 
-    async def proposal(self, account: Account, offer_id: int) -> Proposal:
-        """Reload an offer for this account and recompute it; raise `OfferUnavailable` otherwise."""
+    async def approve(self, account: Account, offer_id: int, agent_id: int) -> Proposal:
+        """An agent approves a proposal outside self-service: from now on the cardholder may accept it."""
+        proposal = await self.proposal(account, offer_id, approving=True)
         offer = await self.session.get(Offer, offer_id)
-        if offer is None or offer.account_pk != account.id:
+        assert offer is not None
+        offer.made_by = f"agent:{agent_id}"
+        await self.session.commit()
+        return proposal
+
+    async def proposal(self, account: Account, offer_id: int, approving: bool = False) -> Proposal:
+        """Reload an offer for this account and recompute it; raise `OfferUnavailable` otherwise.
+
+        A proposal still waiting for an agent's approval does not exist for the cardholder.
+        """
+        offer = await self.session.get(Offer, offer_id)
+        if offer is None or offer.account_pk != account.id or (offer.made_by == NEEDS_APPROVAL) != approving:
             raise OfferUnavailable(Unavailable.NOT_FOUND)
         if await self.session.scalar(select(Arrangement.id).where(Arrangement.offer_id == offer.id)):
             raise OfferUnavailable(Unavailable.ALREADY_ACCEPTED)
@@ -248,7 +286,11 @@ class ArrangementService:
         installments = tuple(self._installments(arrangement.id, proposal))
         self.session.add_all(installments)
         await self.session.commit()
-        return Accepted(arrangement, installments)
+        return Accepted(arrangement, installments, proposal)
+
+    async def record_agreement(self, arrangement: Arrangement, text: str) -> None:
+        arrangement.agreement = text
+        await self.session.commit()
 
     async def current(self, account: Account) -> CurrentArrangement | None:
         """The active arrangement, or else the most recent one (a broken promise stays visible)."""
@@ -267,12 +309,20 @@ class ArrangementService:
         )
         return CurrentArrangement(arrangement, tuple(installments))
 
-    async def _store_plan(self, account: Account, chat_id: int | None, plan: InstallmentPlan) -> Proposal:
+    async def _store_plan(
+        self, account: Account, chat_id: int | None, plan: InstallmentPlan, made_by: str = "bot"
+    ) -> Proposal:
         terms = {"method": plan.method, "months": plan.months, "rate": str(plan.rate), "principal": str(plan.principal), "start": plan.start.isoformat()}
-        return await self._store(account, chat_id, OfferKind.PLAN, terms, plan)
+        return await self._store(account, chat_id, OfferKind.PLAN, terms, plan, made_by)
 
     async def _store(
-        self, account: Account, chat_id: int | None, kind: OfferKind, terms: dict[str, Any], plan: InstallmentPlan | None = None
+        self,
+        account: Account,
+        chat_id: int | None,
+        kind: OfferKind,
+        terms: dict[str, Any],
+        plan: InstallmentPlan | None = None,
+        made_by: str = "bot",
     ) -> Proposal:
         now = self.clock.now()
         offer = Offer(
@@ -282,7 +332,7 @@ class ArrangementService:
             figures="{}",
             policy_version=self.policy.version,
             balance_version=account.balance_version,
-            made_by="bot",
+            made_by=made_by,
             chat_id=chat_id,
             created_at=now,
             expires_at=now + timedelta(minutes=self.policy.offer_expiry_minutes),

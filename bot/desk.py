@@ -1,0 +1,131 @@
+"""The agents' desk on Telegram: a forum topic per case, and messages carried both ways.
+
+A relay is recorded before it is sent and marked once Telegram accepts it. Flood control is
+respected (`retry_after`), a failure is retried a few times, and a cardholder who blocked the bot
+is reported to the agent instead of being retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.db.models import Case
+from bot.domain.policy import Policy
+from bot.services.cases import CaseService
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 3
+LONGEST_WAIT = 60.0
+"""Longest flood-control wait honoured inside an update; a longer one fails the relay."""
+WATCH_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    status: str  # "sent", "duplicate", "blocked" or "failed"
+    message_id: int | None = None
+
+
+class Desk:
+    """Talks to the agents' group; agents read it in the desk's language (`DEFAULT_LOCALE`)."""
+
+    def __init__(self, bot: Bot, agent_chat_id: int, agent_ids: frozenset[int], i18n: I18n, locale: str) -> None:
+        self.bot = bot
+        self.chat_id = agent_chat_id
+        self.agent_ids = agent_ids
+        self.i18n = i18n
+        self.locale = locale
+
+    def is_agent(self, user_id: int | None) -> bool:
+        return user_id is not None and user_id in self.agent_ids
+
+    @contextmanager
+    def speaking(self) -> Iterator[None]:
+        """Render in the desk's language, whoever's update is being handled (or none is)."""
+        with self.i18n.context(), self.i18n.use_locale(self.locale):
+            yield
+
+    async def open_topic(self, title: str, card: str, markup: InlineKeyboardMarkup) -> tuple[int, int]:
+        topic = await self.bot.create_forum_topic(self.chat_id, name=title[:128])
+        message = await self.bot.send_message(self.chat_id, card, message_thread_id=topic.message_thread_id, reply_markup=markup)
+        return topic.message_thread_id, message.message_id
+
+    async def post(self, case: Case, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+        await self.bot.send_message(self.chat_id, text, message_thread_id=case.topic_id, reply_markup=markup)
+
+    async def relay(
+        self, cases: CaseService, case: Case, direction: str, source_chat_id: int, source_message_id: int, text: str
+    ) -> Delivery:
+        if direction == "to_agents":
+            target, thread = self.chat_id, case.topic_id
+        else:
+            target, thread = case.chat_id, None
+        relay = await cases.begin_relay(case, direction, (source_chat_id, source_message_id), target, thread, text)
+        if relay is None:
+            return Delivery("duplicate")
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                sent = await self.bot.copy_message(target, source_chat_id, source_message_id, message_thread_id=thread)
+            except TelegramRetryAfter as error:
+                if error.retry_after > LONGEST_WAIT or attempt == ATTEMPTS:
+                    break
+                await asyncio.sleep(error.retry_after)
+            except TelegramForbiddenError:
+                await cases.finish_relay(relay, "blocked", attempt)
+                return Delivery("blocked")
+            except (TelegramServerError, TelegramNetworkError) as error:
+                log.warning("relay %s attempt %s failed: %s", relay.id, attempt, error)
+                if attempt < ATTEMPTS:
+                    await asyncio.sleep(attempt)
+            else:
+                await cases.finish_relay(relay, "sent", attempt, sent.message_id)
+                return Delivery("sent", sent.message_id)
+        await cases.finish_relay(relay, "failed", ATTEMPTS)
+        return Delivery("failed")
+
+    async def announce_waiting(self, session_factory: async_sessionmaker[AsyncSession], policy: Policy, clock: Clock) -> int:
+        """Announce again, in the group, every case left waiting past the policy's time."""
+        async with session_factory() as session:
+            cases = CaseService(session, clock)
+            due = await cases.due_for_announcement(timedelta(minutes=policy.handoff.reannounce_minutes))
+        for case in due:
+            with self.speaking():
+                text = _("Case #{id} ({reason}) is still waiting for an agent, since {minutes} minutes.").format(
+                    id=case.id, reason=case.reason, minutes=int((clock.now() - case.created_at).total_seconds() // 60)
+                )
+            try:
+                await self.bot.send_message(self.chat_id, text)
+            except TelegramAPIError as error:
+                log.warning("could not announce case %s: %s", case.id, error)
+        return len(due)
+
+    async def watch(
+        self, session_factory: async_sessionmaker[AsyncSession], policy: Policy, clock: Clock, every: float = WATCH_SECONDS
+    ) -> None:
+        """Runs beside polling until cancelled."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.announce_waiting(session_factory, policy, clock)
+            except Exception:  # noqa: BLE001 - the watch must outlive one bad round; it is logged
+                log.exception("announcing waiting cases failed")

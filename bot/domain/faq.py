@@ -1,0 +1,844 @@
+"""Questions and answers: the bank's knowledge base (one TOML file per locale) and the matcher.
+
+The bank edits `bot/data/faq/<locale>.toml` without touching code. `load_knowledge_base` reads every
+locale, validates each entry and reports every mistake with its file and key (`FaqError`).
+
+A `Matcher` is built once per locale: it precomputes the normalized, stemmed (en, ru) or segmented
+(zh) forms of every way of asking, their token sets and an inverted index with IDF weights.
+`Matcher.match(text)` scores a free-text message against every entry by combining weighted token
+overlap with fuzzy string similarity, and returns the best entry above `MATCH_THRESHOLD` (or nothing)
+with the three closest topics for an "I'm not sure I understood" answer. Messages that must go to a
+person (hardship, dispute, anger, asking for a person) are flagged in `MatchResult.handoff`; the bot
+hands over before showing any answer.
+
+Answers may use the account's figures through placeholders; an entry that needs them
+(`needs_account`) is only rendered for a verified chat, with values the caller formatted (Babel).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import tomllib
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from bot.domain.errors import DomainError
+
+LOCALES = ("en", "zh_CN", "ru")
+DEFAULT_LOCALE = "en"
+DEFAULT_FAQ_DIR = Path(__file__).resolve().parent.parent / "data" / "faq"
+
+ACCOUNT_PLACEHOLDERS = frozenset(
+    {"overdue_amount", "minimum_due", "daily_interest", "bureau_drop_off_date", "next_installment"}
+)
+BANK_PLACEHOLDERS = frozenset({"bank_name", "bank_phone", "bank_website"})
+PLACEHOLDERS = ACCOUNT_PLACEHOLDERS | BANK_PLACEHOLDERS
+BUTTONS = ("plans", "person", "pay")
+MAX_TITLE_LENGTH = 40
+MIN_QUESTIONS = 6
+MAX_QUESTIONS = 12
+_ENTRY_KEYS = ("id", "title", "questions", "answer", "needs_account", "buttons")
+_REQUIRED_KEYS = ("id", "title", "questions", "answer", "needs_account")
+_ID = re.compile(r"[a-z][a-z0-9_]*\Z")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_HTML_TAG = re.compile(r"<\s*/?\s*[A-Za-z][^<>]*>|&[A-Za-z]+;|&#\d+;")
+
+# Matching. Weights and thresholds were chosen by a grid search on tests/data/faq_eval_<locale>.toml
+# (tests/test_faq.py prints the figures): the threshold is the one with the best worst-locale top-1
+# accuracy while at most 5 % of off-topic messages match.
+MATCH_THRESHOLD = 0.42
+"""A message whose best entry scores at least this is answered with that entry."""
+LOCALE_THRESHOLDS = {"zh_CN": 0.345}
+"""Per-locale thresholds where the score distribution differs (characters and jieba words score
+lower than stems): measured on the evaluation file like MATCH_THRESHOLD."""
+UNKNOWN_WORD_WEIGHT = 2.0
+"""A word the knowledge base never uses weighs this many times the rarest known word."""
+ANSWER_EXPANSION = True
+"""Whether the answer's own words count towards an entry's coverage of the message."""
+QUERY_SHARE = 0.5
+"""In token overlap, how much covering the message counts against covering the phrasing."""
+FUZZY_SCORER = "ratio"
+"""The rapidfuzz scorer for fuzzy similarity (see FUZZY_SCORERS)."""
+CANDIDATE_COUNT = 3
+"""How many closest topics an "I'm not sure I understood" answer offers."""
+OVERLAP_WEIGHT = 0.45
+"""Share of the score from IDF-weighted token overlap with the closest phrasing."""
+COVERAGE_WEIGHT = 0.20
+"""Share from how much of the message the entry's whole vocabulary covers."""
+FUZZY_WEIGHT = 0.35
+"""Share from rapidfuzz similarity of the normalized message and the closest phrasing."""
+TYPO_SIMILARITY = 80
+"""An unknown word at least this similar (rapidfuzz ratio, 0-100) to a known one counts as it."""
+TYPO_MIN_LENGTH = 4
+"""Shorter unknown words are not corrected (too many false friends)."""
+
+HANDOFF_HARDSHIP = "hardship"
+HANDOFF_DISPUTE = "dispute"
+HANDOFF_ANGER = "anger"
+HANDOFF_PERSON = "person"
+HANDOFF_REASONS = (HANDOFF_PERSON, HANDOFF_DISPUTE, HANDOFF_HARDSHIP, HANDOFF_ANGER)
+
+
+class FaqError(DomainError):
+    """The knowledge base is invalid, or an answer cannot be rendered; `problems` lists each mistake."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid FAQ: " + "; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One topic of the knowledge base in one locale."""
+
+    id: str
+    title: str
+    questions: tuple[str, ...]
+    answer: str
+    needs_account: bool
+    buttons: tuple[str, ...] = ()
+    locale: str = DEFAULT_LOCALE
+
+    @property
+    def placeholders(self) -> frozenset[str]:
+        """The placeholders the answer uses."""
+        return frozenset(_PLACEHOLDER.findall(self.answer))
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """The entries of one locale, in the file's order."""
+
+    locale: str
+    entries: tuple[Entry, ...]
+    source: str = ""
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(entry.id for entry in self.entries)
+
+    def get(self, entry_id: str) -> Entry | None:
+        for entry in self.entries:
+            if entry.id == entry_id:
+                return entry
+        return None
+
+    def entries_for(self, verified: bool) -> list[Entry]:
+        """The entries whose answer may be shown: all when verified, else those needing no account."""
+        return [entry for entry in self.entries if verified or not entry.needs_account]
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """What the matcher found for a message.
+
+    `best` is the entry to answer with (score at least `MATCH_THRESHOLD`), or None: then the bot says
+    it is not sure and offers `candidates` (the closest topics, best first) and a person.
+    `needs_verification` is True when `best` needs account figures and the chat is not verified: the
+    bot asks the person to verify first and must not render the answer.
+    `handoff` names a reason to hand over to a person (hardship, dispute, anger, person); it takes
+    precedence over any answer.
+    """
+
+    best: Entry | None
+    score: float
+    candidates: list[tuple[Entry, float]] = field(default_factory=list)
+    needs_verification: bool = False
+    handoff: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and validation
+
+
+def load_knowledge_base(directory: Path = DEFAULT_FAQ_DIR) -> dict[str, KnowledgeBase]:
+    """Read `<locale>.toml` for every locale in `directory`; raise `FaqError` listing every mistake."""
+    directory = Path(directory)
+    problems: list[str] = []
+    bases: dict[str, KnowledgeBase] = {}
+    for locale in LOCALES:
+        path = directory / f"{locale}.toml"
+        source = path.name
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            problems.append(f"{source}: file is missing")
+            continue
+        except (OSError, UnicodeDecodeError) as error:
+            problems.append(f"{source}: cannot be read ({error})")
+            continue
+        except tomllib.TOMLDecodeError as error:
+            problems.append(f"{source}: not valid TOML ({error})")
+            continue
+        base, found = _parse(raw, locale, source)
+        problems.extend(found)
+        if base is not None:
+            bases[locale] = base
+    problems.extend(_compare_locales(bases))
+    if problems:
+        raise FaqError(problems)
+    return bases
+
+
+def parse_knowledge_base(raw: Mapping[str, Any], locale: str, source: str = "") -> KnowledgeBase:
+    """Validate one locale's parsed TOML; raise `FaqError` listing every mistake."""
+    base, problems = _parse(raw, locale, source or f"{locale}.toml")
+    if problems or base is None:
+        raise FaqError(problems)
+    return base
+
+
+def _parse(raw: Mapping[str, Any], locale: str, source: str) -> tuple[KnowledgeBase | None, list[str]]:
+    problems: list[str] = []
+    for key in raw:
+        if key != "entries":
+            problems.append(f"{source}: {key}: unknown key (expected only [[entries]])")
+    items = raw.get("entries")
+    if not isinstance(items, list) or not items:
+        problems.append(f"{source}: entries: missing (add [[entries]] blocks)")
+        return None, problems
+    entries: list[Entry] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        where = f"{source}: entries[{index}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where}: must be a table")
+            continue
+        entry_id = item.get("id")
+        if isinstance(entry_id, str) and entry_id:
+            where = f"{source}: entries[{index}] (id {entry_id!r})"
+        entry, found = _parse_entry(item, locale, where)
+        problems.extend(found)
+        if isinstance(entry_id, str):
+            if entry_id in seen:
+                problems.append(f"{where}: id: duplicate of entries[{seen[entry_id]}]")
+            else:
+                seen[entry_id] = index
+        if entry is not None and not found:
+            entries.append(entry)
+    if problems:
+        return None, problems
+    return KnowledgeBase(locale=locale, entries=tuple(entries), source=source), problems
+
+
+def _parse_entry(item: Mapping[str, Any], locale: str, where: str) -> tuple[Entry | None, list[str]]:
+    problems: list[str] = []
+    for key in item:
+        if key not in _ENTRY_KEYS:
+            problems.append(f"{where}: {key}: unknown key (allowed: {', '.join(_ENTRY_KEYS)})")
+    for key in _REQUIRED_KEYS:
+        if key not in item:
+            problems.append(f"{where}: {key}: missing")
+    entry_id = item.get("id")
+    if "id" in item and not (isinstance(entry_id, str) and _ID.match(entry_id)):
+        problems.append(f"{where}: id: must be lowercase letters, digits and '_', starting with a letter")
+    title = item.get("title")
+    if "title" in item:
+        if not isinstance(title, str) or not title.strip():
+            problems.append(f"{where}: title: must be non-empty text")
+        elif len(title) > MAX_TITLE_LENGTH:
+            problems.append(f"{where}: title: {len(title)} characters, at most {MAX_TITLE_LENGTH}")
+    questions = item.get("questions")
+    if "questions" in item:
+        if not isinstance(questions, list) or not all(isinstance(q, str) and q.strip() for q in questions):
+            problems.append(f"{where}: questions: must be a list of non-empty texts")
+        elif not MIN_QUESTIONS <= len(questions) <= MAX_QUESTIONS:
+            problems.append(
+                f"{where}: questions: {len(questions)} given, write {MIN_QUESTIONS} to {MAX_QUESTIONS}"
+            )
+        elif len({q.strip().casefold() for q in questions}) != len(questions):
+            problems.append(f"{where}: questions: the same question appears twice")
+    answer = item.get("answer")
+    used: set[str] = set()
+    if "answer" in item:
+        if not isinstance(answer, str) or not answer.strip():
+            problems.append(f"{where}: answer: must be non-empty text")
+        else:
+            problems.extend(f"{where}: answer: {problem}" for problem in _answer_problems(answer))
+            used = set(_PLACEHOLDER.findall(answer)) & PLACEHOLDERS
+    needs_account = item.get("needs_account")
+    if "needs_account" in item:
+        if not isinstance(needs_account, bool):
+            problems.append(f"{where}: needs_account: must be true or false")
+        else:
+            account_used = sorted(used & ACCOUNT_PLACEHOLDERS)
+            if account_used and not needs_account:
+                problems.append(
+                    f"{where}: needs_account: must be true, the answer uses {', '.join(account_used)}"
+                )
+            if needs_account and "answer" in item and isinstance(answer, str) and not account_used:
+                problems.append(f"{where}: needs_account: must be false, the answer uses no account figure")
+    buttons = item.get("buttons", [])
+    if not isinstance(buttons, list) or not all(isinstance(b, str) for b in buttons):
+        problems.append(f"{where}: buttons: must be a list of names ({', '.join(BUTTONS)})")
+        buttons = []
+    else:
+        for name in buttons:
+            if name not in BUTTONS:
+                problems.append(f"{where}: buttons: unknown button {name!r} (allowed: {', '.join(BUTTONS)})")
+        if len(set(buttons)) != len(buttons):
+            problems.append(f"{where}: buttons: the same button appears twice")
+    if problems:
+        return None, problems
+    return (
+        Entry(
+            id=entry_id,
+            title=title.strip(),
+            questions=tuple(q.strip() for q in questions),
+            answer=answer.strip(),
+            needs_account=needs_account,
+            buttons=tuple(buttons),
+            locale=locale,
+        ),
+        problems,
+    )
+
+
+def _answer_problems(answer: str) -> list[str]:
+    problems = []
+    for name in _PLACEHOLDER.findall(answer):
+        if name not in PLACEHOLDERS:
+            problems.append(
+                f"unknown placeholder {{{name}}} (allowed: {', '.join(sorted(PLACEHOLDERS))})"
+            )
+    if "{" in _PLACEHOLDER.sub("", answer) or "}" in _PLACEHOLDER.sub("", answer):
+        problems.append("a brace without its pair (write placeholders as {name})")
+    if _HTML_TAG.search(answer):
+        problems.append("contains HTML markup; write plain text")
+    return problems
+
+
+def _compare_locales(bases: Mapping[str, KnowledgeBase]) -> list[str]:
+    """Every locale must have the same ids, and an id needs the account in all locales or none."""
+    if len(bases) < 2:
+        return []
+    problems: list[str] = []
+    reference_locale = DEFAULT_LOCALE if DEFAULT_LOCALE in bases else next(iter(bases))
+    reference = bases[reference_locale]
+    reference_ids = set(reference.ids)
+    for locale, base in bases.items():
+        if locale == reference_locale:
+            continue
+        ids = set(base.ids)
+        for missing in sorted(reference_ids - ids):
+            problems.append(f"{base.source}: id {missing!r}: missing (present in {reference.source})")
+        for extra in sorted(ids - reference_ids):
+            problems.append(f"{base.source}: id {extra!r}: not in {reference.source}")
+        for entry in base.entries:
+            other = reference.get(entry.id)
+            if other is not None and other.needs_account != entry.needs_account:
+                problems.append(
+                    f"{base.source}: id {entry.id!r}: needs_account differs from {reference.source}"
+                )
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def render_answer(entry: Entry, values: Mapping[str, str] | None = None) -> str:
+    """The answer with its placeholders filled from already-formatted strings.
+
+    Raises `FaqError` when the answer needs account figures and `values` lacks them (an unverified
+    chat must never see them), or when a bank placeholder is missing. The result is plain text: the
+    bot escapes it before sending.
+    """
+    values = values or {}
+    needed = entry.placeholders
+    missing_account = sorted(name for name in needed & ACCOUNT_PLACEHOLDERS if name not in values)
+    if entry.needs_account and (missing_account or not values):
+        raise FaqError(
+            [f"{entry.locale}: {entry.id}: needs the account figures {', '.join(missing_account or sorted(needed & ACCOUNT_PLACEHOLDERS))}; verify the person first"]
+        )
+    missing = sorted(name for name in needed if name not in values)
+    if missing:
+        raise FaqError([f"{entry.locale}: {entry.id}: no value for {', '.join(missing)}"])
+    return _PLACEHOLDER.sub(lambda found: str(values[found.group(1)]), entry.answer)
+
+
+# ---------------------------------------------------------------------------------------------
+# Text processing
+
+_EN_STOP = frozenset(
+    """a an the i me my mine we our you your u ur yours he she it its they them their this that these
+    those is are was were be been being am do does did doing have has had having will would shall
+    should can could may might must to of in on at by for with from up down out off over under about
+    into onto than then so and or but if as just also very too pls please plz ok okay hi hello hey
+    there here what whats wat which who whom whose when where why how all any some each much many
+    more most other such own same only now get got gonna wanna gotta im ive id dont doesnt didnt cant
+    cannot wont isnt arent wasnt r s t d ll m re ve not no yes""".split()
+)
+_RU_STOP = frozenset(
+    """а и в во на с со к ко о об от до по за из у же ли бы то это этот эта эти этого этой что чтобы
+    как так там тут где когда кто я мне меня мой моя моё мое мои моей моему моим ты тебе тебя вы вас
+    вам ваш ваша ваше ваши он она оно они его ее её их нас нам мы наш да нет не ни ну вот уже ещё еще
+    был была были быть будет буду есть или но если для при без над под про через пожалуйста плиз
+    пжл ок привет здравствуйте ли же вообще тоже также очень просто""".split()
+)
+_ZH_STOP = frozenset(
+    """的 了 吗 呢 啊 吧 呀 嘛 哦 哈 么 我 你 您 他 她 它 们 我们 你们 是 在 有 和 与 就 都 也 还是 这 那 这个
+    那个 一下 一个 个 请 请问 吧 啦 喔 嗯 什么 怎么 怎么样 为什么 为啥 咋 啥 能 能不能 可以 会 会不会 要
+    想 给 把 被 让 又 很 太""".split()
+)
+# "还" (repay / still) and "不" carry meaning here and stay.
+
+# Word families of the collections domain: people name the same thing in many ways ("jail",
+# "prison"; "坐牢", "判刑"; "тюрьма", "посадят"). Each group's words are read as its first word, in
+# the knowledge base and in messages alike. Only words that mean the same thing in every topic.
+_SYNONYMS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "en": (
+        ("jail", "prison", "arrest", "arrested", "police", "cops", "crime", "criminal", "illegal"),
+        ("court", "sue", "lawsuit", "judge"),
+        ("scam", "scammer", "fraud", "fake", "phishing", "legit", "genuine", "official"),
+        ("fee", "fees", "charges", "penalty", "penalties", "fine"),
+        ("waive", "waived", "waiver", "forgive", "discount", "reduce", "refund", "refunded"),
+        ("installment", "instalment", "installments", "instalments"),
+        ("family", "mom", "mum", "mother", "dad", "father", "parents", "relatives", "wife",
+         "husband", "friends", "boss", "employer", "workplace", "work", "colleagues"),
+        ("person", "human", "agent", "operator", "manager", "someone", "staff"),
+        ("data", "information", "info", "details", "privacy", "personal"),
+        ("unsubscribe", "opt", "stop"),
+        ("message", "messages", "messaging", "msg", "msgs", "text", "texting", "texts", "sms"),
+        ("record", "report", "history", "bureau", "score", "file"),
+        ("mortgage", "loan"),
+        ("minimum", "min", "lowest", "least", "smallest"),
+        ("link", "url"),
+        ("transfer", "wire"),
+        ("wrong", "incorrect", "mistake", "error"),
+        ("overdue", "late"),
+        ("today", "now", "immediately"),
+        ("settle", "clear", "payoff"),
+        ("split", "spread", "parts", "bit", "little"),
+        ("miss", "missed", "skip", "forgot", "forget"),
+    ),
+    "ru": (
+        ("тюрьма", "посадят", "посадить", "сесть", "уголовка", "уголовное", "преступление",
+         "полиция", "арест", "арестуют"),
+        ("суд", "иск", "судиться"),
+        ("мошенники", "мошенничество", "развод", "фейк", "фальшивое", "обман", "фишинг",
+         "официальный", "настоящий"),
+        ("штраф", "штрафы", "неустойка", "пени"),
+        ("списать", "простить", "скидка", "уменьшить", "вернуть"),
+        ("рассрочка", "частями", "части", "разбить", "растянуть", "понемногу"),
+        ("семья", "родители", "мама", "папа", "родственники", "начальник", "работодатель",
+         "работа", "друзья", "жена", "муж"),
+        ("человек", "оператор", "сотрудник", "менеджер", "живой"),
+        ("данные", "информация", "персональные", "конфиденциальность"),
+        ("отписаться", "отключить", "отказаться"),
+        ("сообщения", "писать", "пишете", "присылать", "рассылка", "смс"),
+        ("кредитная", "бюро"),
+        ("ипотека", "кредит"),
+        ("минимальный", "минимум", "минималка"),
+        ("неправильный", "неверный", "ошибка"),
+        ("сколько", "скока"),
+        ("сегодня", "сейчас", "сразу", "разом"),
+        ("пропустить", "пропустил", "забыл", "опоздать"),
+    ),
+    "zh_CN": (
+        ("坐牢", "被抓", "判刑", "犯罪", "犯法", "刑事", "警察", "抓"),
+        ("起诉", "告", "法院", "官司"),
+        ("骗子", "诈骗", "假", "钓鱼", "官方", "正规"),
+        ("违约金", "罚息", "滞纳金", "罚款"),
+        ("减免", "免", "免掉", "少收", "优惠", "打折"),
+        ("家人", "家里人", "父母", "妈", "爸", "亲戚", "领导", "单位", "公司", "同事", "朋友", "老板"),
+        ("人工", "真人", "客服"),
+        ("信息", "资料", "数据", "隐私", "个人信息"),
+        ("退订", "别发", "不要发"),
+        ("征信", "信用记录", "逾期记录"),
+        ("房贷", "贷款"),
+        ("最低", "最少"),
+        ("到账", "收到"),
+        ("盗刷", "不是我刷"),
+        ("一次性", "全部", "全额", "一次"),
+        ("漏还", "忘记", "忘了"),
+    ),
+}
+# Words jieba should keep whole.
+_ZH_WORDS = (
+    "违约金", "最低还款", "盗刷", "家里人", "漏还", "到账", "罚息", "征信", "分期", "结清", "还款链接",
+    "不是我刷", "别发", "少收", "人工客服", "转人工", "坐牢", "被抓",
+)
+
+_PUNCTUATION_CATEGORIES = ("P", "S")
+_WORD = re.compile(r"\w+")
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def normalize(text: str, locale: str) -> str:
+    """NFKC (full width to ASCII), casefold, punctuation and symbols to spaces, ё→е, spaces collapsed."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if locale == "ru":
+        text = text.replace("ё", "е")
+    text = "".join(
+        " " if unicodedata.category(char).startswith(_PUNCTUATION_CATEGORIES) and char != "_" else char
+        for char in text
+    )
+    return " ".join(text.replace("_", " ").split())
+
+
+def _fuzzy_scorers() -> dict[str, Any]:
+    from rapidfuzz import fuzz
+
+    return {
+        "ratio": fuzz.ratio,
+        "WRatio": fuzz.WRatio,
+        "token_set_ratio": fuzz.token_set_ratio,
+        "token_sort_ratio": fuzz.token_sort_ratio,
+        "partial_ratio": fuzz.partial_ratio,
+    }
+
+
+class _Analyzer:
+    """Turns normalized text into tokens: stems for en and ru, jieba words and characters for zh."""
+
+    def __init__(self, locale: str) -> None:
+        self.locale = locale
+        self.chinese = locale.startswith("zh")
+        if self.chinese:
+            import jieba
+
+            jieba.setLogLevel(logging.WARNING)
+            # a private tokenizer: the domain words below do not leak into other users of jieba
+            self._jieba = jieba.Tokenizer()
+            self._jieba.initialize()
+            for word in _ZH_WORDS:
+                self._jieba.add_word(word)
+            self._stop = _ZH_STOP
+            self._stemmer = None
+        else:
+            import snowballstemmer
+
+            self._stemmer = snowballstemmer.stemmer("russian" if locale == "ru" else "english")
+            self._stop = _RU_STOP if locale == "ru" else _EN_STOP
+        self._stems: dict[str, str] = {}
+        self._synonyms: dict[str, str] = {}
+        for group in _SYNONYMS.get(locale, ()):
+            canonical = self._plain_stem(group[0])
+            for word in group:
+                if self.chinese:
+                    self._jieba.add_word(word)
+                self._synonyms[self._plain_stem(word)] = canonical
+
+    def _plain_stem(self, word: str) -> str:
+        word = normalize(word, self.locale)
+        return self._stemmer.stemWord(word) if self._stemmer is not None else word
+
+    def _stem(self, word: str) -> str:
+        stem = self._stems.get(word)
+        if stem is None:
+            stem = self._stemmer.stemWord(word) if self._stemmer is not None else word
+            stem = self._synonyms.get(stem, stem)
+            if len(self._stems) < 50_000:
+                self._stems[word] = stem
+        return stem
+
+    def tokens(self, normalized: str) -> list[str]:
+        if self.chinese:
+            return self._chinese_tokens(normalized)
+        return [self._stem(word) for word in _WORD.findall(normalized) if word not in self._stop]
+
+    def _chinese_tokens(self, normalized: str) -> list[str]:
+        tokens: list[str] = []
+        for word in self._jieba.lcut(normalized):
+            word = word.strip()
+            if not word or word in self._stop:
+                continue
+            tokens.append(self._synonyms.get(word, word))
+            if len(word) > 1 and _CJK.match(word):
+                # single characters as well: jieba does not always cut a phrase the same way
+                tokens.extend("#" + char for char in word if char not in self._stop)
+        return tokens
+
+    def fuzzy_form(self, normalized: str, tokens: list[str]) -> str:
+        """The string fuzzy similarity compares: characters for zh, stems without stop-words otherwise."""
+        if self.chinese:
+            return "".join(char for char in normalized if not char.isspace())
+        return " ".join(tokens)
+
+
+# ---------------------------------------------------------------------------------------------
+# Matching
+
+
+@dataclass(frozen=True)
+class _Phrasing:
+    entry_index: int
+    tokens: frozenset[str]
+    weight: float
+    fuzzy: str
+
+
+class Matcher:
+    """Matches free text against one locale's knowledge base; build once, reuse for every message."""
+
+    def __init__(self, base: KnowledgeBase, *, threshold: float | None = None) -> None:
+        from rapidfuzz import fuzz, process
+
+        self._fuzz = fuzz
+        self._process = process
+        self._scorer = _fuzzy_scorers()[FUZZY_SCORER]
+        self.base = base
+        self.locale = base.locale
+        self.threshold = LOCALE_THRESHOLDS.get(base.locale, MATCH_THRESHOLD) if threshold is None else threshold
+        self._analyzer = _Analyzer(base.locale)
+        texts: list[tuple[int, str]] = []
+        for index, entry in enumerate(base.entries):
+            texts.extend((index, text) for text in (entry.title, *entry.questions))
+        analysed = []
+        document_frequency: dict[str, int] = {}
+        entry_vocabulary: list[set[str]] = [set() for _ in base.entries]
+        for index, text in texts:
+            normalized = normalize(text, self.locale)
+            tokens = self._analyzer.tokens(normalized)
+            analysed.append((index, normalized, tokens))
+            entry_vocabulary[index].update(tokens)
+        for vocabulary in entry_vocabulary:
+            for token in vocabulary:
+                document_frequency[token] = document_frequency.get(token, 0) + 1
+        count = max(len(base.entries), 1)
+        self._idf = {token: math.log(1 + count / df) for token, df in document_frequency.items()}
+        self._unknown_idf = UNKNOWN_WORD_WEIGHT * math.log(1 + count)
+        if ANSWER_EXPANSION:
+            # words of the answer count towards an entry's coverage, not towards its phrasings
+            for index, entry in enumerate(base.entries):
+                words = self._analyzer.tokens(normalize(_PLACEHOLDER.sub(" ", entry.answer), self.locale))
+                entry_vocabulary[index].update(token for token in words if token in self._idf)
+        self._vocabulary = sorted(token for token in self._idf if not token.startswith("#"))
+        self._entry_vocabulary = [frozenset(vocabulary) for vocabulary in entry_vocabulary]
+        self._phrasings: list[_Phrasing] = []
+        self._index: dict[str, list[int]] = {}
+        for index, normalized, tokens in analysed:
+            token_set = frozenset(tokens)
+            position = len(self._phrasings)
+            self._phrasings.append(
+                _Phrasing(
+                    entry_index=index,
+                    tokens=token_set,
+                    weight=sum(self._idf[token] for token in token_set),
+                    fuzzy=self._analyzer.fuzzy_form(normalized, tokens),
+                )
+            )
+            for token in token_set:
+                self._index.setdefault(token, []).append(position)
+        self._fuzzy_choices = [phrasing.fuzzy for phrasing in self._phrasings]
+        self._corrections: dict[str, str | None] = {}
+
+    def _correct(self, token: str) -> str | None:
+        """A known token for an unknown one (a typo), or None."""
+        if token in self._corrections:
+            return self._corrections[token]
+        corrected = None
+        if len(token) >= TYPO_MIN_LENGTH and not token.isdigit() and not self._analyzer.chinese:
+            found = self._process.extractOne(
+                token, self._vocabulary, scorer=self._fuzz.ratio, score_cutoff=TYPO_SIMILARITY
+            )
+            if found is not None:
+                corrected = found[0]
+        if len(self._corrections) < 10_000:
+            self._corrections[token] = corrected
+        return corrected
+
+    def _query_tokens(self, normalized: str) -> tuple[dict[str, float], list[str]]:
+        weights: dict[str, float] = {}
+        raw = self._analyzer.tokens(normalized)
+        for token in raw:
+            if token not in self._idf:
+                corrected = self._correct(token)
+                if corrected is not None:
+                    token = corrected
+            weights[token] = self._idf.get(token, self._unknown_idf)
+        return weights, raw
+
+    def scores(self, text: str) -> list[tuple[Entry, float]]:
+        """Every entry with its score (0..1), best first."""
+        normalized = normalize(text, self.locale)
+        if not normalized:
+            return [(entry, 0.0) for entry in self.base.entries]
+        weights, raw_tokens = self._query_tokens(normalized)
+        query_weight = sum(weights.values()) or 1.0
+        best_overlap = [0.0] * len(self.base.entries)
+        touched: set[int] = set()
+        for token in weights:
+            touched.update(self._index.get(token, ()))
+        for position in touched:
+            phrasing = self._phrasings[position]
+            shared = sum(weights[token] for token in phrasing.tokens if token in weights)
+            if not shared:
+                continue
+            # weighted geometric mean of how much of the message and of the phrasing is shared
+            of_query = shared / query_weight
+            of_phrasing = shared / (phrasing.weight or 1.0)
+            overlap = of_query**QUERY_SHARE * of_phrasing ** (1 - QUERY_SHARE)
+            if overlap > best_overlap[phrasing.entry_index]:
+                best_overlap[phrasing.entry_index] = overlap
+        coverage = [
+            sum(weight for token, weight in weights.items() if token in vocabulary) / query_weight
+            for vocabulary in self._entry_vocabulary
+        ]
+        best_fuzzy = [0.0] * len(self.base.entries)
+        query_fuzzy = self._analyzer.fuzzy_form(normalized, [t for t in raw_tokens])
+        if query_fuzzy:
+            found = self._process.extract(
+                query_fuzzy, self._fuzzy_choices, scorer=self._scorer, limit=None
+            )
+            for _choice, similarity, position in found:
+                index = self._phrasings[position].entry_index
+                value = float(similarity) / 100
+                if value > best_fuzzy[index]:
+                    best_fuzzy[index] = value
+        results = [
+            (
+                entry,
+                OVERLAP_WEIGHT * best_overlap[index]
+                + COVERAGE_WEIGHT * coverage[index]
+                + FUZZY_WEIGHT * best_fuzzy[index],
+            )
+            for index, entry in enumerate(self.base.entries)
+        ]
+        results.sort(key=lambda pair: pair[1], reverse=True)
+        return results
+
+    def match(self, text: str, *, verified: bool = False) -> MatchResult:
+        """The best entry for `text` (or None below the threshold), the closest topics, and flags."""
+        ranked = self.scores(text)
+        handoff = detect_handoff(text, self.locale)
+        top, score = ranked[0] if ranked else (None, 0.0)
+        candidates = ranked[:CANDIDATE_COUNT]
+        if top is None or score < self.threshold:
+            return MatchResult(best=None, score=score, candidates=candidates, handoff=handoff)
+        return MatchResult(
+            best=top,
+            score=score,
+            candidates=candidates,
+            needs_verification=top.needs_account and not verified,
+            handoff=handoff,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Handoff triggers: checked on the normalized text; they take precedence over any FAQ answer.
+
+_HANDOFF_PATTERNS: dict[str, dict[str, tuple[str, ...]]] = {
+    "en": {
+        HANDOFF_PERSON: (
+            r"\b(talk|speak|chat)\w* (to|with) (a |an |the |some )?(real |live )?(person|human|someone|agent|operator|manager)",
+            r"\b(real|live) (person|human|agent)\b", r"^(human|agent|operator|person)( please| pls)?$",
+        ),
+        HANDOFF_DISPUTE: (
+            r"\bdisput", r"\bnot my (debt|card|charge|purchase|transaction)", r"\bfraud",
+            r"\b(didnt|did not|never) (make|buy|authori[sz]e|spend)", r"\b(stolen|skimmed) card",
+        ),
+        HANDOFF_HARDSHIP: (
+            r"\b(lost|losing) my job", r"\bunemployed", r"\blaid off", r"\bhospital", r"\bcancer",
+            r"\b(no|without) (money|income|job)", r"\bbankrupt", r"\bcant afford", r"\bcannot afford",
+            r"\bdivorce", r"\b(passed away|died)\b", r"\bdisabilit",
+        ),
+        HANDOFF_ANGER: (
+            r"\bf+u+c+k", r"\bshit", r"\bbastard", r"\bidiot", r"\bstupid", r"\bharass",
+            r"\bleave me alone", r"\bsick of you", r"\bcomplain", r"\blawyer",
+        ),
+    },
+    "ru": {
+        HANDOFF_PERSON: (
+            r"\b(живой|живого|настоящ\w*) (человек|сотрудник|оператор)", r"\bоператор",
+            r"\b(поговорить|связаться|соедините) с (человеком|сотрудником|оператором|менеджером)",
+        ),
+        HANDOFF_DISPUTE: (
+            r"\bоспор", r"\bне мой долг", r"\bмошеннич\w* операц", r"\bне совершал",
+            r"\bукрали карт", r"\bне (делал|делала) (эт\w+ )?(покупк|операц|списан)",
+        ),
+        HANDOFF_HARDSHIP: (
+            r"\bпотерял\w* работу", r"\bуволил", r"\bбезработ", r"\bбольниц", r"\bболе(ю|ет)",
+            r"\bнет (денег|работы|дохода)", r"\bбанкрот", r"\bразвод", r"\bумер", r"\bинвалид",
+            r"\bне на что жить",
+        ),
+        HANDOFF_ANGER: (
+            r"\bбля", r"\bхуй|\bхуе|\bхуё", r"\bпизд", r"\bсука", r"\bдостали", r"\bзадолбал",
+            r"\bидиот", r"\bжалоб", r"\bотстаньте", r"\bюрист", r"\bадвокат",
+        ),
+    },
+    "zh_CN": {
+        HANDOFF_PERSON: (r"人工", r"真人", r"找.{0,4}(经理|主管)"),
+        HANDOFF_DISPUTE: (r"盗刷", r"异议", r"申诉", r"不是我(刷|消费|欠|的)"),
+        HANDOFF_HARDSHIP: (
+            r"失业", r"没(有)?(钱|工作|收入)", r"住院", r"生病", r"(得|患)了.{0,4}病", r"破产",
+            r"离婚", r"去世", r"困难", r"残疾", r"裁员",
+        ),
+        HANDOFF_ANGER: (
+            r"他妈", r"妈的", r"操你", r"滚", r"骚扰", r"投诉", r"烦死", r"傻(逼|b)", r"律师",
+        ),
+    },
+}
+_COMPILED_HANDOFF: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+
+
+def _handoff_patterns(locale: str) -> list[tuple[str, re.Pattern[str]]]:
+    compiled = _COMPILED_HANDOFF.get(locale)
+    if compiled is None:
+        patterns = _HANDOFF_PATTERNS.get(locale, _HANDOFF_PATTERNS[DEFAULT_LOCALE])
+        compiled = [
+            (reason, re.compile("|".join(f"(?:{p})" for p in patterns[reason])))
+            for reason in HANDOFF_REASONS
+        ]
+        _COMPILED_HANDOFF[locale] = compiled
+    return compiled
+
+
+def detect_handoff(text: str, locale: str) -> str | None:
+    """The reason to hand `text` over to a person (HANDOFF_REASONS, in order of precedence), or None."""
+    normalized = normalize(text, locale)
+    if not normalized:
+        return None
+    plain = normalized.replace("'", "")
+    for reason, pattern in _handoff_patterns(locale):
+        if pattern.search(plain):
+            return reason
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The bank's default knowledge base, loaded and matched once per process.
+
+
+@lru_cache(maxsize=4)
+def _default_bases(directory: Path) -> dict[str, KnowledgeBase]:
+    return load_knowledge_base(directory)
+
+
+def knowledge_base(locale: str, directory: Path = DEFAULT_FAQ_DIR) -> KnowledgeBase:
+    """The knowledge base of `locale` (English for an unknown locale), loaded once."""
+    bases = _default_bases(Path(directory))
+    return bases.get(locale) or bases[DEFAULT_LOCALE]
+
+
+@lru_cache(maxsize=8)
+def _matcher(locale: str, directory: Path) -> Matcher:
+    return Matcher(knowledge_base(locale, directory))
+
+
+def matcher_for(locale: str, directory: Path = DEFAULT_FAQ_DIR) -> Matcher:
+    """The matcher of `locale` (English for an unknown locale), built once."""
+    base = knowledge_base(locale, directory)
+    return _matcher(base.locale, Path(directory))
+
+
+def faq_topics(locale: str, directory: Path = DEFAULT_FAQ_DIR) -> list[Entry]:
+    """Every topic of `locale` in the file's order, for a /faq list of buttons (label: `entry.title`)."""
+    return list(knowledge_base(locale, directory).entries)
+
+
+def entries_by_id(entries: Iterable[Entry]) -> dict[str, Entry]:
+    return {entry.id: entry for entry in entries}

@@ -1,0 +1,231 @@
+"""Cases: conversations handed to a person, and everything that happens in them.
+
+One open case per account (or, before verification, per chat): a new trigger joins it. A claim is
+a conditional update, so when two agents press Claim at once exactly one wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.db.models import Account, Arrangement, AuditEvent, Case, CaseEvent, Offer, Relay
+
+OPEN = ("waiting", "claimed")
+TRANSCRIPT_TAIL = 10
+
+
+@dataclass(frozen=True)
+class Opened:
+    case: Case
+    created: bool
+
+
+@dataclass(frozen=True)
+class Claim:
+    won: bool
+    case: Case
+
+
+@dataclass(frozen=True)
+class CaseHistory:
+    """What the bot knows and did before the handoff, for the case card."""
+
+    offers: tuple[Offer, ...]
+    arrangements: tuple[Arrangement, ...]
+    last_messages: tuple[AuditEvent, ...]
+
+
+class CaseService:
+    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+        self.session = session
+        self.clock = clock
+
+    async def open_for_chat(self, chat_id: int) -> Case | None:
+        return await self.session.scalar(select(Case).where(Case.chat_id == chat_id, Case.status.in_(OPEN)))
+
+    async def open(self, chat_id: int, account: Account | None, reason: str, locale: str, text: str = "") -> Opened:
+        """Open a case, or join the open one of this account or chat with a new trigger."""
+        existing = await self._open_case(chat_id, account)
+        if existing is None:
+            now = self.clock.now()
+            case = Case(
+                chat_id=chat_id, account_pk=account.id if account else None, verified=account is not None,
+                reason=reason, locale=locale, status="waiting", created_at=now, announced_at=now,
+            )
+            self.session.add(case)
+            try:
+                await self.session.flush()
+            except IntegrityError:
+                await self.session.rollback()
+                existing = await self._open_case(chat_id, account)
+                assert existing is not None
+            else:
+                await self.record(case, "cardholder", "trigger", f"{reason}: {text}".strip(": "))
+                await self.session.commit()
+                return Opened(case, created=True)
+        await self.record(existing, "cardholder", "trigger", f"{reason}: {text}".strip(": "))
+        await self.session.commit()
+        return Opened(existing, created=False)
+
+    async def _open_case(self, chat_id: int, account: Account | None) -> Case | None:
+        condition = Case.chat_id == chat_id if account is None else or_(Case.chat_id == chat_id, Case.account_pk == account.id)
+        return await self.session.scalar(select(Case).where(condition, Case.status.in_(OPEN)).order_by(Case.id).limit(1))
+
+    async def attach_topic(self, case: Case, topic_id: int, card_message_id: int) -> None:
+        case.topic_id = topic_id
+        case.card_message_id = card_message_id
+        await self.session.commit()
+
+    async def by_topic(self, topic_id: int) -> Case | None:
+        return await self.session.scalar(select(Case).where(Case.topic_id == topic_id).order_by(Case.id.desc()).limit(1))
+
+    async def get(self, case_id: int) -> Case | None:
+        return await self.session.get(Case, case_id)
+
+    async def queue_position(self, case: Case) -> int:
+        earlier = await self.session.scalar(
+            select(func.count()).select_from(Case).where(Case.status == "waiting", Case.created_at < case.created_at)
+        )
+        return int(earlier or 0) + 1
+
+    async def waiting(self) -> list[Case]:
+        return list(await self.session.scalars(select(Case).where(Case.status == "waiting").order_by(Case.created_at, Case.id)))
+
+    async def claim(self, case_id: int, agent_id: int) -> Claim:
+        now = self.clock.now()
+        result = await self.session.execute(
+            update(Case)
+            .where(Case.id == case_id, Case.status == "waiting")
+            .values(status="claimed", agent_id=agent_id, claimed_at=now)
+        )
+        await self.session.commit()
+        case = await self.session.get(Case, case_id, populate_existing=True)
+        assert case is not None
+        won = result.rowcount == 1
+        if won:
+            await self.record(case, f"agent:{agent_id}", "claim")
+            await self.session.commit()
+        return Claim(won, case)
+
+    async def resolve(self, case: Case, agent_id: int, outcome: str) -> bool:
+        if case.status == "resolved":
+            return False
+        case.status = "resolved"
+        case.resolved_at = self.clock.now()
+        case.outcome = outcome[:200]
+        await self.record(case, f"agent:{agent_id}", "resolve", outcome)
+        await self.session.commit()
+        return True
+
+    async def rate(self, case_id: int, chat_id: int, score: int) -> bool:
+        case = await self.session.get(Case, case_id)
+        if case is None or case.chat_id != chat_id or case.status != "resolved" or case.rating is not None:
+            return False
+        case.rating = score
+        await self.record(case, "cardholder", "rating", str(score))
+        await self.session.commit()
+        return True
+
+    async def due_for_announcement(self, after: timedelta) -> list[Case]:
+        """Waiting cases nobody has picked up since they were last announced; marks them announced."""
+        now = self.clock.now()
+        cases = list(
+            await self.session.scalars(
+                select(Case).where(Case.status == "waiting", Case.announced_at <= now - after).order_by(Case.created_at)
+            )
+        )
+        for case in cases:
+            case.announced_at = now
+        await self.session.commit()
+        return cases
+
+    async def record(self, case: Case, actor: str, kind: str, text: str = "") -> None:
+        self.session.add(CaseEvent(case_id=case.id, at=self.clock.now(), actor=actor, kind=kind, text=text))
+
+    async def note(self, case: Case, agent_id: int, text: str) -> None:
+        await self.record(case, f"agent:{agent_id}", "note", text)
+        await self.session.commit()
+
+    async def history(self, case: Case) -> CaseHistory:
+        offers: tuple[Offer, ...] = ()
+        arrangements: tuple[Arrangement, ...] = ()
+        if case.account_pk is not None:
+            offers = tuple(
+                await self.session.scalars(
+                    select(Offer).where(Offer.account_pk == case.account_pk).order_by(Offer.id.desc()).limit(5)
+                )
+            )
+            arrangements = tuple(
+                await self.session.scalars(
+                    select(Arrangement).where(Arrangement.account_pk == case.account_pk).order_by(Arrangement.id.desc()).limit(3)
+                )
+            )
+        last = tuple(
+            reversed(
+                (
+                    await self.session.scalars(
+                        select(AuditEvent)
+                        .where(AuditEvent.chat_id == case.chat_id, AuditEvent.kind.in_(("text", "sendMessage")))
+                        .order_by(AuditEvent.id.desc())
+                        .limit(TRANSCRIPT_TAIL)
+                    )
+                ).all()
+            )
+        )
+        return CaseHistory(offers, arrangements, last)
+
+    async def transcript(self, case_id: int) -> list[CaseEvent]:
+        return list(await self.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)))
+
+    async def mark_payment_claimed(self, account: Account) -> None:
+        account.payment_claimed_at = self.clock.now()
+        await self.session.commit()
+
+    # -- relays -------------------------------------------------------------------------------
+
+    async def begin_relay(
+        self, case: Case, direction: str, source: tuple[int, int], target_chat_id: int, target_thread_id: int | None, text: str
+    ) -> Relay | None:
+        """Record a relay before sending it; None when this source message was relayed already."""
+        if await self.session.scalar(
+            select(Relay.id).where(Relay.source_chat_id == source[0], Relay.source_message_id == source[1])
+        ):
+            return None
+        relay = Relay(
+            case_id=case.id, direction=direction, source_chat_id=source[0], source_message_id=source[1],
+            target_chat_id=target_chat_id, target_thread_id=target_thread_id, status="pending", created_at=self.clock.now(),
+        )
+        self.session.add(relay)
+        actor = "cardholder" if direction == "to_agents" else f"agent:{case.agent_id}"
+        await self.record(case, actor, "relay", text)
+        try:
+            await self.session.commit()
+        except IntegrityError:
+            await self.session.rollback()
+            return None
+        return relay
+
+    async def finish_relay(self, relay: Relay, status: str, attempts: int, target_message_id: int | None = None) -> None:
+        relay.status = status
+        relay.attempts = attempts
+        relay.target_message_id = target_message_id
+        if status == "sent":
+            relay.sent_at = self.clock.now()
+        await self.session.commit()
+
+    async def unsent_relays(self) -> list[Relay]:
+        return list(await self.session.scalars(select(Relay).where(Relay.status == "pending").order_by(Relay.id)))
+
+
+def is_open(case: Case | None) -> bool:
+    return case is not None and case.status in OPEN
+
+
+def opened_since(case: Case, now: datetime) -> timedelta:
+    return now - case.created_at

@@ -1,0 +1,220 @@
+"""The agents' group: claim and resolve cases, talk to the cardholder, notes, offers, the queue."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal, InvalidOperation
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.filters import Command, CommandObject, Filter
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject, User
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import gettext as _
+
+from bot.db.models import Account, Case
+from bot.desk import Desk
+from bot.domain.errors import DomainError
+from bot.formatting import in_about, money, percent
+from bot.services.arrangements import ArrangementService, OfferUnavailable, Proposal
+from bot.services.cases import CaseService
+from handlers.handoff import rating_keyboard, resolve_keyboard
+from handlers.keyboards import CaseAction, ProposalAction
+from handlers.plans import proposal_keyboard, proposal_text
+from handlers.prompts import reader_locale
+
+log = logging.getLogger(__name__)
+
+
+class InDesk(Filter):
+    """Updates from the agents' group, by someone in AGENT_IDS; everyone else gets nothing."""
+
+    async def __call__(self, event: TelegramObject, desk: Desk | None = None, event_from_user: User | None = None) -> bool:
+        return desk is not None and desk.is_agent(event_from_user.id if event_from_user else None)
+
+
+class InCaseTopic(Filter):
+    """A message in a case's topic: gives the handler its `case`."""
+
+    async def __call__(self, message: Message, cases: CaseService) -> bool | dict[str, Case]:
+        if not message.is_topic_message or message.message_thread_id is None:
+            return False
+        case = await cases.by_topic(message.message_thread_id)
+        return {"case": case} if case is not None else False
+
+
+async def claim(
+    query: CallbackQuery, callback_data: CaseAction, cases: CaseService, desk: Desk, bot: Bot, callback_answer: CallbackAnswer
+) -> None:
+    result = await cases.claim(callback_data.case_id, query.from_user.id)
+    if not result.won:
+        callback_answer.text = _("Already taken by agent {agent}.").format(agent=result.case.agent_id)
+        return
+    case = result.case
+    if isinstance(query.message, Message):
+        await query.message.edit_reply_markup(reply_markup=resolve_keyboard(case))
+    await desk.post(case, _("Claimed by {name}. Messages you write in this topic go to the cardholder; /note keeps a note internal.").format(name=query.from_user.full_name))
+    await tell_cardholder(bot, desk, case, _("A person from the bank has joined this chat. Please go ahead."))
+
+
+async def resolve_button(query: CallbackQuery, callback_data: CaseAction, cases: CaseService, desk: Desk, bot: Bot, callback_answer: CallbackAnswer) -> None:
+    case = await cases.get(callback_data.case_id)
+    if case is None or case.status != "claimed" or case.agent_id != query.from_user.id:
+        callback_answer.text = _("Only the agent who claimed the case can resolve it.")
+        return
+    await resolve(case, query.from_user.id, _("resolved"), cases, desk, bot)
+
+
+async def resolve_command(message: Message, command: CommandObject, case: Case, cases: CaseService, desk: Desk, bot: Bot) -> None:
+    assert message.from_user is not None
+    if case.status != "claimed" or case.agent_id != message.from_user.id:
+        await message.reply(_("Only the agent who claimed the case can resolve it."))
+        return
+    await resolve(case, message.from_user.id, command.args or _("resolved"), cases, desk, bot)
+
+
+async def resolve(case: Case, agent_id: int, outcome: str, cases: CaseService, desk: Desk, bot: Bot) -> None:
+    if not await cases.resolve(case, agent_id, outcome):
+        return
+    await desk.post(case, _("Resolved: {outcome}. The cardholder is back with the bot.").format(outcome=outcome))
+    try:
+        await bot.close_forum_topic(desk.chat_id, case.topic_id)
+    except TelegramBadRequest as error:
+        log.warning("could not close the topic of case %s: %s", case.id, error.message)
+    with desk.i18n.use_locale(case.locale):
+        text = _("Your conversation with the bank has ended, and I am back to help. How would you rate the help you got?")
+        markup = rating_keyboard(case)
+    await tell_cardholder(bot, desk, case, text, markup)
+
+
+async def agent_wrote(message: Message, case: Case, cases: CaseService, desk: Desk) -> None:
+    assert message.from_user is not None
+    if case.status == "resolved":
+        await message.reply(_("This case is resolved."))
+        return
+    if case.status != "claimed" or case.agent_id != message.from_user.id:
+        await message.reply(_("Claim the case first: only the agent who claimed it talks to the cardholder."))
+        return
+    delivery = await desk.relay(cases, case, "to_cardholder", message.chat.id, message.message_id, message.text or message.caption or f"[{message.content_type}]")
+    if delivery.status == "blocked":
+        await message.reply(_("Not delivered: the cardholder has blocked the bot."))
+    elif delivery.status == "failed":
+        await message.reply(_("Not delivered: Telegram refused it several times. Please try again."))
+
+
+async def note(message: Message, command: CommandObject, case: Case, cases: CaseService) -> None:
+    assert message.from_user is not None
+    await cases.note(case, message.from_user.id, command.args or "")
+    await message.reply(_("Note recorded. It is not sent to the cardholder."))
+
+
+async def offer(
+    message: Message, command: CommandObject, case: Case, cases: CaseService, arrangements: ArrangementService, desk: Desk, bot: Bot
+) -> None:
+    assert message.from_user is not None
+    if case.status != "claimed" or case.agent_id != message.from_user.id:
+        await message.reply(_("Claim the case first: only the agent who claimed it talks to the cardholder."))
+        return
+    account = await cases.session.get(Account, case.account_pk) if case.account_pk else None
+    if account is None:
+        await message.reply(_("No offer is possible: the person is not verified."))
+        return
+    parts = (command.args or "").split()
+    try:
+        months = int(parts[0])
+        rate = Decimal(parts[1]) if len(parts) > 1 else None
+        proposal = await arrangements.agent_offer(account, months, rate, message.from_user.id, case.chat_id)
+    except (IndexError, ValueError, InvalidOperation):
+        await message.reply(_("Usage: /offer <months> [annual rate, e.g. 0.06]"))
+        return
+    except DomainError as error:
+        await message.reply(_("No offer: {reason}").format(reason=str(error)))
+        return
+    await cases.record(case, f"agent:{message.from_user.id}", "offer", f"offer {proposal.offer_id}: {months} months")
+    await cases.session.commit()
+    await send_offer(case, proposal, bot, desk, message)
+
+
+async def send_offer(case: Case, proposal: Proposal, bot: Bot, desk: Desk, reply_to: Message) -> None:
+    with desk.i18n.use_locale(case.locale):
+        text = _("A person from the bank offers you this plan:") + "\n\n" + proposal_text(proposal)
+        markup = proposal_keyboard(proposal)
+    delivered = await tell_cardholder(bot, desk, case, text, markup)
+    plan = proposal.plan
+    summary = _("Offer sent: {months} months at {payment} a month, APR {rate}.").format(
+        months=plan.months, payment=money(plan.payment, plan.currency, desk.locale), rate=percent(plan.annual_rate, desk.locale)
+    ) if plan else _("Offer sent.")
+    await reply_to.reply(summary if delivered else _("Not delivered: the cardholder has blocked the bot."))
+
+
+async def proposal_decision(
+    query: CallbackQuery, callback_data: ProposalAction, cases: CaseService, arrangements: ArrangementService, desk: Desk, bot: Bot, callback_answer: CallbackAnswer
+) -> None:
+    assert isinstance(query.message, Message)
+    case = await cases.by_topic(query.message.message_thread_id or 0)
+    if case is None or case.status == "resolved" or case.account_pk is None:
+        callback_answer.text = _("This case is resolved.")
+        return
+    account = await cases.session.get(Account, case.account_pk)
+    assert account is not None
+    await cases.record(case, f"agent:{query.from_user.id}", "decision", f"{callback_data.action} offer {callback_data.offer_id}")
+    await cases.session.commit()
+    await query.message.edit_reply_markup(reply_markup=None)
+    if callback_data.action == "approve":
+        try:
+            proposal = await arrangements.approve(account, callback_data.offer_id, query.from_user.id)
+        except OfferUnavailable:
+            await query.message.reply(_("This proposal is no longer valid; send a new one with /offer."))
+            return
+        await send_offer(case, proposal, bot, desk, query.message)
+    elif callback_data.action == "change":
+        await query.message.reply(_("Send the cardholder another plan with /offer <months> [annual rate]."))
+    else:
+        with desk.i18n.use_locale(case.locale):
+            text = _("The bank cannot offer that plan. A person will talk with you about what is possible.")
+        await tell_cardholder(bot, desk, case, text)
+        await query.message.reply(_("Declined; the cardholder was told."))
+
+
+async def queue(message: Message, cases: CaseService) -> None:
+    waiting = await cases.waiting()
+    if not waiting:
+        await message.reply(_("No case is waiting."))
+        return
+    now = cases.clock.now()
+    lines = [_("Waiting cases, oldest first:")]
+    for case in waiting:
+        lines.append(_("#{id} {reason}, waiting {wait}").format(id=case.id, reason=case.reason, wait=in_about(now - case.created_at, reader_locale())))
+    await message.reply("\n".join(lines))
+
+
+async def not_for_you(query: CallbackQuery) -> None:
+    """A button of the desk pressed by someone who is not an agent: answered, nothing done."""
+
+
+async def tell_cardholder(
+    bot: Bot, desk: Desk, case: Case, text: str, markup: InlineKeyboardMarkup | None = None
+) -> bool:
+    try:
+        await bot.send_message(case.chat_id, text, reply_markup=markup)
+    except TelegramForbiddenError:
+        await desk.post(case, _("The cardholder has blocked the bot: they did not receive the last message."))
+        return False
+    return True
+
+
+def create_router(agent_chat_id: int | None) -> Router:
+    router = Router(name=__name__)
+    router.message.filter(F.chat.id == agent_chat_id)
+    router.callback_query.filter(F.message.chat.id == agent_chat_id)
+    router.callback_query.register(not_for_you, ~InDesk())
+    router.message.filter(InDesk())
+    router.callback_query.register(claim, CaseAction.filter(F.action == "claim"))
+    router.callback_query.register(resolve_button, CaseAction.filter(F.action == "resolve"))
+    router.callback_query.register(proposal_decision, ProposalAction.filter())
+    router.message.register(queue, Command("queue"))
+    router.message.register(note, Command("note"), InCaseTopic())
+    router.message.register(offer, Command("offer"), InCaseTopic())
+    router.message.register(resolve_command, Command("resolve"), InCaseTopic())
+    router.message.register(agent_wrote, InCaseTopic(), ~F.text.startswith("/"))
+    return router

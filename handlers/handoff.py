@@ -1,0 +1,253 @@
+"""Handing the chat to a person: triggers, the case topic, and relaying the cardholder's messages."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from aiogram import F, Router
+from aiogram.filters import Command, Filter, MagicData
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.db.models import Account, Case
+from bot.desk import Desk
+from bot.domain.masking import mask_text
+from bot.domain.phones import mask_phone
+from bot.domain.policy import Policy
+from bot.formatting import money, when
+from bot.services.cases import CaseHistory, CaseService
+from handlers.common import bank_contact_text
+from handlers.keyboards import CaseAction, PersonRequest, RateCase
+from handlers.prompts import reader_locale
+
+class HandoffWords(Filter):
+    """Text that asks for a person, or tells of hardship, a dispute, a complaint or anger."""
+
+    async def __call__(self, message: Message, policy: Policy) -> bool | dict[str, str]:
+        reason = policy.handoff.reason_in(message.text or "", reader_locale())
+        return {"reason": reason} if reason else False
+
+
+class CaseOpen(Filter):
+    """The chat has an open case; with `claimed=True`, one an agent is handling."""
+
+    def __init__(self, claimed: bool = False) -> None:
+        self.claimed = claimed
+
+    async def __call__(self, event: TelegramObject, open_case: Case | None = None) -> bool:
+        if open_case is None:
+            return False
+        return open_case.status == "claimed" if self.claimed else True
+
+
+# -- the case card, read by agents in the desk's language ---------------------------------------
+
+
+def case_title(case: Case, account: Account | None, policy: Policy) -> str:
+    stage = policy.stage_for(account.days_past_due) if account else None
+    label = stage.name if stage else (_("current") if account else _("not verified"))
+    return f"#{case.id} · {label} · {case.reason}"
+
+
+def case_card(case: Case, account: Account | None, history: CaseHistory, policy: Policy, locale: str) -> str:
+    lines = [_("Case #{id}: {reason}").format(id=case.id, reason=case.reason)]
+    if account is None:
+        lines.append(_("NOT VERIFIED: the person has not proved who they are. No account data is shown."))
+    else:
+        stage = policy.stage_for(account.days_past_due)
+        lines += [
+            _("Verified cardholder of account {account} (card ending {last4}), phone {phone}.").format(
+                account=account.account_id, last4=account.card_last4, phone=mask_phone(account.phone)
+            ),
+            _("Stage {stage}, {days} days past due, overdue {overdue}, minimum due {minimum}.").format(
+                stage=stage.name if stage else "—",
+                days=account.days_past_due,
+                overdue=money(account.overdue_amount, account.currency, locale),
+                minimum=money(account.minimum_due, account.currency, locale),
+            ),
+        ]
+        if account.payment_claimed_at:
+            lines.append(_("The cardholder says they have paid: check the proof in this topic."))
+        if history.offers:
+            lines.append(_("Offered by the bot: {offers}.").format(offers=", ".join(sorted({offer.kind for offer in history.offers}))))
+        for arrangement in history.arrangements:
+            lines.append(
+                _("Arrangement: {kind}, {status}, {total}.").format(
+                    kind=arrangement.kind, status=arrangement.status, total=money(arrangement.total, arrangement.currency, locale)
+                )
+            )
+    if history.last_messages:
+        lines += ["", _("Last messages:")]
+        for event in history.last_messages:
+            speaker = "👤" if event.direction == "in" else "🤖"
+            lines.append(f"{speaker} {mask_text(event.payload)[:200]}")
+    text = "\n".join(lines)
+    return text[:4000]
+
+
+def claim_keyboard(case: Case) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("🙋 Claim"), callback_data=CaseAction(action="claim", case_id=case.id))
+    return builder.as_markup()
+
+
+def resolve_keyboard(case: Case) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("✅ Resolve"), callback_data=CaseAction(action="resolve", case_id=case.id))
+    return builder.as_markup()
+
+
+def rating_keyboard(case: Case) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for score in range(1, 6):
+        builder.button(text="⭐" * score, callback_data=RateCase(case_id=case.id, score=score))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def back_at(policy: Policy, now: datetime) -> datetime | None:
+    """When the desk opens next, or None while it is open."""
+    zone = ZoneInfo(policy.bank.timezone)
+    local = now.astimezone(zone)
+    start, end = policy.bank.hours_start, policy.bank.hours_end
+    if start <= local.time() < end:
+        return None
+    day = local.date() if local.time() < start else local.date() + timedelta(days=1)
+    return datetime.combine(day, time(start.hour, start.minute), tzinfo=zone)
+
+
+# -- handing off --------------------------------------------------------------------------------
+
+
+async def hand_off(
+    message: Message,
+    *,
+    reason: str,
+    account: Account | None,
+    cases: CaseService,
+    desk: Desk | None,
+    policy: Policy,
+    relay_message: bool = False,
+) -> Case | None:
+    """Open (or join) the chat's case, put it in front of the agents, and tell the cardholder."""
+    if desk is None:
+        await message.answer(bank_contact_text(policy))
+        return None
+    locale = reader_locale()
+    opened = await cases.open(message.chat.id, account, reason, locale, (message.text or "") if relay_message else "")
+    case = opened.case
+    with desk.speaking():
+        if opened.created:
+            history = await cases.history(case)
+            card = case_card(case, account, history, policy, desk.locale)
+            topic_id, card_id = await desk.open_topic(case_title(case, account, policy), card, claim_keyboard(case))
+            await cases.attach_topic(case, topic_id, card_id)
+        elif case.topic_id is not None:
+            await desk.post(case, _("New request in this case: {reason}.").format(reason=reason))
+    if relay_message and case.topic_id is not None:
+        await relay_to_agents(message, case, cases, desk)
+    if case.status == "claimed":
+        await message.answer(_("The person handling your case has been told and will answer here."))
+        return case
+    position = await cases.queue_position(case)
+    lines = [_("A person from the bank will answer you here. You are number {position} in the queue.").format(position=position)]
+    opens = back_at(policy, cases.clock.now())
+    if opens is not None:
+        lines.append(
+            _("Our agents are away now; they are back at {time}. You can keep writing: they will see everything.").format(
+                time=when(opens, locale, policy.bank.timezone)
+            )
+        )
+    else:
+        lines.append(_("You can keep writing meanwhile: they will see everything."))
+    await message.answer("\n".join(lines))
+    return case
+
+
+async def relay_to_agents(message: Message, case: Case, cases: CaseService, desk: Desk) -> str:
+    text = message.text or message.caption or f"[{message.content_type}]"
+    delivery = await desk.relay(cases, case, "to_agents", message.chat.id, message.message_id, text)
+    return delivery.status
+
+
+# -- handlers -----------------------------------------------------------------------------------
+
+
+async def person_command(
+    message: Message, account: Account | None, cases: CaseService, desk: Desk | None, policy: Policy
+) -> None:
+    await hand_off(message, reason="person", account=account, cases=cases, desk=desk, policy=policy)
+
+
+async def person_button(
+    query: CallbackQuery, account: Account | None, cases: CaseService, desk: Desk | None, policy: Policy
+) -> None:
+    if isinstance(query.message, Message):
+        await hand_off(query.message, reason="person", account=account, cases=cases, desk=desk, policy=policy)
+
+
+async def words_trigger(
+    message: Message, reason: str, account: Account | None, cases: CaseService, desk: Desk | None, policy: Policy
+) -> None:
+    await hand_off(message, reason=reason, account=account, cases=cases, desk=desk, policy=policy, relay_message=True)
+
+
+async def payment_proof(message: Message, account: Account, cases: CaseService, desk: Desk | None, policy: Policy) -> None:
+    """A receipt or screenshot of a transfer: the account is marked, and an agent checks it."""
+    await cases.mark_payment_claimed(account)
+    await hand_off(message, reason="payment_proof", account=account, cases=cases, desk=desk, policy=policy, relay_message=True)
+
+
+async def relay_while_claimed(message: Message, open_case: Case, cases: CaseService, desk: Desk | None, account: Account | None) -> None:
+    """While an agent owns the case the bot only carries messages; nothing else answers."""
+    if desk is None:
+        return
+    if account is not None and (message.photo or message.document):
+        await cases.mark_payment_claimed(account)
+    status = await relay_to_agents(message, open_case, cases, desk)
+    if status == "failed":
+        await message.answer(_("Sorry, your message could not be passed on. Please send it again in a moment."))
+
+
+async def relay_while_waiting(message: Message, open_case: Case, cases: CaseService, desk: Desk | None, account: Account | None) -> None:
+    if desk is None:
+        return
+    if account is not None and (message.photo or message.document):
+        await cases.mark_payment_claimed(account)
+    status = await relay_to_agents(message, open_case, cases, desk)
+    if status == "sent":
+        await message.answer(_("Added to your case: a person will read it."))
+    elif status == "failed":
+        await message.answer(_("Sorry, your message could not be passed on. Please send it again in a moment."))
+
+
+async def silent_button(query: CallbackQuery) -> None:
+    """Old bot buttons pressed while an agent owns the case: answered, nothing else."""
+
+
+async def rate(query: CallbackQuery, callback_data: RateCase, cases: CaseService, callback_answer: CallbackAnswer) -> None:
+    if not 1 <= callback_data.score <= 5 or not isinstance(query.message, Message):
+        callback_answer.text = _("This button is no longer active.")
+        return
+    if await cases.rate(callback_data.case_id, query.message.chat.id, callback_data.score):
+        await query.message.edit_text(_("Thank you for your rating: {stars}").format(stars="⭐" * callback_data.score))
+    else:
+        callback_answer.text = _("This button is no longer active.")
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(relay_while_claimed, CaseOpen(claimed=True))
+    router.callback_query.register(
+        silent_button, CaseOpen(claimed=True), ~F.data.startswith("offer:"), ~F.data.startswith("rate:")
+    )
+    router.message.register(person_command, Command("agent"))
+    router.callback_query.register(person_button, PersonRequest.filter())
+    router.callback_query.register(rate, RateCase.filter())
+    router.message.register(relay_while_waiting, CaseOpen(), ~F.text.startswith("/"))
+    router.message.register(words_trigger, F.text, HandoffWords())
+    router.message.register(payment_proof, F.photo | F.document, MagicData(F.account.is_not(None)))
+    return router
