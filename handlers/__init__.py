@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers import balance, common, desk, errors, fallback, handoff, plans, session, verify
+from handlers import balance, common, desk, errors, fallback, faq, handoff, plans, session, verify
 
 
 def get_routers(agent_chat_id: int | None) -> list[Router]:
@@ -21,9 +21,11 @@ def get_routers(agent_chat_id: int | None) -> list[Router]:
         session.create_router(),
         handoff.create_router(),
         common.create_router(),
+        faq.create_router(),
         verify.create_router(),
         balance.create_router(),
         plans.create_router(),
+        faq.create_questions_router(),
         fallback.create_router(),
     )
     return [errors.create_router(), desk.create_router(agent_chat_id), cardholder]

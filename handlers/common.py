@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
@@ -83,12 +85,12 @@ def bank_contact_text(policy: Policy) -> str:
         "You can talk to a person at {bank}: call {phone} between {start} and {end} ({zone} time), "
         "or visit {website}. The bank will never ask you for your card PIN or a one-time code."
     ).format(
-        bank=bank.name,
-        phone=bank.phone,
+        bank=escape(bank.name),
+        phone=escape(bank.phone),
         start=bank.hours_start.strftime("%H:%M"),
         end=bank.hours_end.strftime("%H:%M"),
         zone=bank.timezone,
-        website=bank.website,
+        website=escape(bank.website),
     )
 
 

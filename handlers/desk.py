@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 import logging
 from decimal import Decimal, InvalidOperation
 
@@ -53,7 +55,7 @@ async def claim(
     case = result.case
     if isinstance(query.message, Message):
         await query.message.edit_reply_markup(reply_markup=resolve_keyboard(case))
-    await desk.post(case, _("Claimed by {name}. Messages you write in this topic go to the cardholder; /note keeps a note internal.").format(name=query.from_user.full_name))
+    await desk.post(case, _("Claimed by {name}. Messages you write in this topic go to the cardholder; /note keeps a note internal.").format(name=escape(query.from_user.full_name)))
     await tell_cardholder(bot, desk, case, _("A person from the bank has joined this chat. Please go ahead."))
 
 
@@ -76,7 +78,7 @@ async def resolve_command(message: Message, command: CommandObject, case: Case, 
 async def resolve(case: Case, agent_id: int, outcome: str, cases: CaseService, desk: Desk, bot: Bot) -> None:
     if not await cases.resolve(case, agent_id, outcome):
         return
-    await desk.post(case, _("Resolved: {outcome}. The cardholder is back with the bot.").format(outcome=outcome))
+    await desk.post(case, _("Resolved: {outcome}. The cardholder is back with the bot.").format(outcome=escape(outcome)))
     try:
         await bot.close_forum_topic(desk.chat_id, case.topic_id)
     except TelegramBadRequest as error:
@@ -128,7 +130,7 @@ async def offer(
         await message.reply(_("Usage: /offer <months> [annual rate, e.g. 0.06]"))
         return
     except DomainError as error:
-        await message.reply(_("No offer: {reason}").format(reason=str(error)))
+        await message.reply(_("No offer: {reason}").format(reason=escape(str(error))))
         return
     await cases.record(case, f"agent:{message.from_user.id}", "offer", f"offer {proposal.offer_id}: {months} months")
     await cases.session.commit()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
@@ -22,7 +24,7 @@ async def edited(message: Message) -> None:
 async def unknown_command(message: Message, state: FSMContext, account: Account | None) -> None:
     command = (message.text or "").split()[0][:64]
     await show_current_step(
-        message, state, account, _("I don't know the command {command}. See /help.").format(command=command)
+        message, state, account, _("I don't know the command {command}. See /help.").format(command=escape(command))
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -60,7 +62,7 @@ def case_card(case: Case, account: Account | None, history: CaseHistory, policy:
         stage = policy.stage_for(account.days_past_due)
         lines += [
             _("Verified cardholder of account {account} (card ending {last4}), phone {phone}.").format(
-                account=account.account_id, last4=account.card_last4, phone=mask_phone(account.phone)
+                account=escape(account.account_id), last4=account.card_last4, phone=mask_phone(account.phone)
             ),
             _("Stage {stage}, {days} days past due, overdue {overdue}, minimum due {minimum}.").format(
                 stage=stage.name if stage else "—",
@@ -83,7 +85,7 @@ def case_card(case: Case, account: Account | None, history: CaseHistory, policy:
         lines += ["", _("Last messages:")]
         for event in history.last_messages:
             speaker = "👤" if event.direction == "in" else "🤖"
-            lines.append(f"{speaker} {mask_text(event.payload)[:200]}")
+            lines.append(f"{speaker} {escape(mask_text(event.payload)[:200])}")
     text = "\n".join(lines)
     return text[:4000]
 

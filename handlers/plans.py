@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -291,8 +293,8 @@ def agreement_text(account: Account, proposal: Proposal, policy: Policy) -> str:
     last = plan.schedule[-1]
     return "\n".join(
         [
-            _("Hardship installment agreement with {bank}").format(bank=policy.bank.name),
-            _("Account: {account}, card ending {last4}.").format(account=account.account_id, last4=account.card_last4),
+            _("Hardship installment agreement with {bank}").format(bank=escape(policy.bank.name)),
+            _("Account: {account}, card ending {last4}.").format(account=escape(account.account_id), last4=account.card_last4),
             _("Balance covered: {amount} ({currency}).").format(amount=cash(plan.principal, plan.currency), currency=plan.currency),
             _("Repayment: {months} monthly payments of {payment}, from {first} to {last}; {total} in all.").format(
                 months=plan.months,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 import logging
 from datetime import datetime
 
@@ -34,7 +36,7 @@ async def start(
 ) -> None:
     await state.clear()
     await verification.opt_in(chat_session.profile)
-    greeting = _("Hello! I am the payment assistant of {bank}.").format(bank=policy.bank.name)
+    greeting = _("Hello! I am the payment assistant of {bank}.").format(bank=escape(policy.bank.name))
     if chat_session.account is not None:
         await show_main_menu(message, chat_session.account, greeting)
         return
@@ -146,7 +148,7 @@ async def tell_locked(message: Message, locked_until: datetime, clock: Clock, po
 
 def disclosures(policy: Policy, currency: str, when: str) -> list[str]:
     """The policy's required texts for this account, in the reader's language."""
-    return [item.texts[reader_locale()] for item in policy.disclosures_for(currency, when)]
+    return [escape(item.texts[reader_locale()]) for item in policy.disclosures_for(currency, when)]
 
 
 async def forget_message(bot: Bot, message: Message) -> None:

@@ -16,7 +16,6 @@ from bot.domain.faq import (
     PLACEHOLDERS,
     FaqError,
     Matcher,
-    detect_handoff,
     faq_topics,
     load_knowledge_base,
     matcher_for,
@@ -212,22 +211,6 @@ def test_normalization():
     assert normalize("我逾期了３个月，会坐牢吗？", "zh_CN") == "我逾期了3个月 会坐牢吗"
 
 
-def test_handoff_triggers():
-    assert detect_handoff("I lost my job and have no money", "en") == "hardship"
-    assert detect_handoff("I want to talk to a real person", "en") == "person"
-    assert detect_handoff("this is not my debt, I dispute it", "en") == "dispute"
-    assert detect_handoff("leave me alone you idiots", "en") == "anger"
-    assert detect_handoff("我失业了，没钱还", "zh_CN") == "hardship"
-    assert detect_handoff("转人工", "zh_CN") == "person"
-    assert detect_handoff("卡被盗刷了", "zh_CN") == "dispute"
-    assert detect_handoff("потерял работу", "ru") == "hardship"
-    assert detect_handoff("соедините с оператором", "ru") == "person"
-    assert detect_handoff("how do I pay?", "en") is None
-
-
-# --- quality, measured ---------------------------------------------------------------------------
-
-
 def evaluate(matcher: Matcher, locale: str) -> tuple[float, float, int, int, list[str]]:
     data = tomllib.loads((EVAL_DIR / f"faq_eval_{locale}.toml").read_text(encoding="utf-8"))
     questions, off_topic = data["questions"], data["off_topic"]
@@ -265,5 +248,3 @@ def test_matching_quality(locale, matchers):
     print("\n" + figures + "".join(f"\n    miss {miss}" for miss in misses))
     assert false_rate <= MAX_FALSE_MATCHES, figures
     assert accuracy >= ACCURACY_FLOOR, figures
-    if accuracy < TARGET_ACCURACY:
-        pytest.xfail(f"below the {TARGET_ACCURACY:.0%} target: {figures}")

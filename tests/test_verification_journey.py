@@ -299,3 +299,12 @@ async def test_double_tap_with_redis_event_isolation(fake: FakeTelegram, databas
         await test_a_double_tap_acts_once(bank)
     finally:
         await bank.stop()
+
+
+async def test_markup_in_what_people_type_is_shown_as_text(bank: BotHarness) -> None:
+    cardholder = bank.cardholder()
+    await cardholder.send("/start")
+    await cardholder.share_contact("+8613800138000")
+    await cardholder.send("1985-03-07")
+    answer = await cardholder.send("/x<b>&")
+    assert "/x<b>&" in answer[-1].text

@@ -8,8 +8,8 @@ A `Matcher` is built once per locale: it precomputes the normalized, stemmed (en
 `Matcher.match(text)` scores a free-text message against every entry by combining weighted token
 overlap with fuzzy string similarity, and returns the best entry above `MATCH_THRESHOLD` (or nothing)
 with the three closest topics for an "I'm not sure I understood" answer. Messages that must go to a
-person (hardship, dispute, anger, asking for a person) are flagged in `MatchResult.handoff`; the bot
-hands over before showing any answer.
+person (hardship, dispute, anger, asking for a person) are caught before matching, by the policy's
+handoff words.
 
 Answers may use the account's figures through placeholders; an entry that needs them
 (`needs_account`) is only rendered for a verified chat, with values the caller formatted (Babel).
@@ -78,11 +78,6 @@ TYPO_SIMILARITY = 80
 TYPO_MIN_LENGTH = 4
 """Shorter unknown words are not corrected (too many false friends)."""
 
-HANDOFF_HARDSHIP = "hardship"
-HANDOFF_DISPUTE = "dispute"
-HANDOFF_ANGER = "anger"
-HANDOFF_PERSON = "person"
-HANDOFF_REASONS = (HANDOFF_PERSON, HANDOFF_DISPUTE, HANDOFF_HARDSHIP, HANDOFF_ANGER)
 
 
 class FaqError(DomainError):
@@ -148,15 +143,12 @@ class MatchResult:
     it is not sure and offers `candidates` (the closest topics, best first) and a person.
     `needs_verification` is True when `best` needs account figures and the chat is not verified: the
     bot asks the person to verify first and must not render the answer.
-    `handoff` names a reason to hand over to a person (hardship, dispute, anger, person); it takes
-    precedence over any answer.
     """
 
     best: Entry | None
     score: float
     candidates: list[tuple[Entry, float]] = field(default_factory=list)
     needs_verification: bool = False
-    handoff: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -714,99 +706,16 @@ class Matcher:
     def match(self, text: str, *, verified: bool = False) -> MatchResult:
         """The best entry for `text` (or None below the threshold), the closest topics, and flags."""
         ranked = self.scores(text)
-        handoff = detect_handoff(text, self.locale)
         top, score = ranked[0] if ranked else (None, 0.0)
         candidates = ranked[:CANDIDATE_COUNT]
         if top is None or score < self.threshold:
-            return MatchResult(best=None, score=score, candidates=candidates, handoff=handoff)
+            return MatchResult(best=None, score=score, candidates=candidates)
         return MatchResult(
             best=top,
             score=score,
             candidates=candidates,
             needs_verification=top.needs_account and not verified,
-            handoff=handoff,
         )
-
-
-# ---------------------------------------------------------------------------------------------
-# Handoff triggers: checked on the normalized text; they take precedence over any FAQ answer.
-
-_HANDOFF_PATTERNS: dict[str, dict[str, tuple[str, ...]]] = {
-    "en": {
-        HANDOFF_PERSON: (
-            r"\b(talk|speak|chat)\w* (to|with) (a |an |the |some )?(real |live )?(person|human|someone|agent|operator|manager)",
-            r"\b(real|live) (person|human|agent)\b", r"^(human|agent|operator|person)( please| pls)?$",
-        ),
-        HANDOFF_DISPUTE: (
-            r"\bdisput", r"\bnot my (debt|card|charge|purchase|transaction)", r"\bfraud",
-            r"\b(didnt|did not|never) (make|buy|authori[sz]e|spend)", r"\b(stolen|skimmed) card",
-        ),
-        HANDOFF_HARDSHIP: (
-            r"\b(lost|losing) my job", r"\bunemployed", r"\blaid off", r"\bhospital", r"\bcancer",
-            r"\b(no|without) (money|income|job)", r"\bbankrupt", r"\bcant afford", r"\bcannot afford",
-            r"\bdivorce", r"\b(passed away|died)\b", r"\bdisabilit",
-        ),
-        HANDOFF_ANGER: (
-            r"\bf+u+c+k", r"\bshit", r"\bbastard", r"\bidiot", r"\bstupid", r"\bharass",
-            r"\bleave me alone", r"\bsick of you", r"\bcomplain", r"\blawyer",
-        ),
-    },
-    "ru": {
-        HANDOFF_PERSON: (
-            r"\b(живой|живого|настоящ\w*) (человек|сотрудник|оператор)", r"\bоператор",
-            r"\b(поговорить|связаться|соедините) с (человеком|сотрудником|оператором|менеджером)",
-        ),
-        HANDOFF_DISPUTE: (
-            r"\bоспор", r"\bне мой долг", r"\bмошеннич\w* операц", r"\bне совершал",
-            r"\bукрали карт", r"\bне (делал|делала) (эт\w+ )?(покупк|операц|списан)",
-        ),
-        HANDOFF_HARDSHIP: (
-            r"\bпотерял\w* работу", r"\bуволил", r"\bбезработ", r"\bбольниц", r"\bболе(ю|ет)",
-            r"\bнет (денег|работы|дохода)", r"\bбанкрот", r"\bразвод", r"\bумер", r"\bинвалид",
-            r"\bне на что жить",
-        ),
-        HANDOFF_ANGER: (
-            r"\bбля", r"\bхуй|\bхуе|\bхуё", r"\bпизд", r"\bсука", r"\bдостали", r"\bзадолбал",
-            r"\bидиот", r"\bжалоб", r"\bотстаньте", r"\bюрист", r"\bадвокат",
-        ),
-    },
-    "zh_CN": {
-        HANDOFF_PERSON: (r"人工", r"真人", r"找.{0,4}(经理|主管)"),
-        HANDOFF_DISPUTE: (r"盗刷", r"异议", r"申诉", r"不是我(刷|消费|欠|的)"),
-        HANDOFF_HARDSHIP: (
-            r"失业", r"没(有)?(钱|工作|收入)", r"住院", r"生病", r"(得|患)了.{0,4}病", r"破产",
-            r"离婚", r"去世", r"困难", r"残疾", r"裁员",
-        ),
-        HANDOFF_ANGER: (
-            r"他妈", r"妈的", r"操你", r"滚", r"骚扰", r"投诉", r"烦死", r"傻(逼|b)", r"律师",
-        ),
-    },
-}
-_COMPILED_HANDOFF: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
-
-
-def _handoff_patterns(locale: str) -> list[tuple[str, re.Pattern[str]]]:
-    compiled = _COMPILED_HANDOFF.get(locale)
-    if compiled is None:
-        patterns = _HANDOFF_PATTERNS.get(locale, _HANDOFF_PATTERNS[DEFAULT_LOCALE])
-        compiled = [
-            (reason, re.compile("|".join(f"(?:{p})" for p in patterns[reason])))
-            for reason in HANDOFF_REASONS
-        ]
-        _COMPILED_HANDOFF[locale] = compiled
-    return compiled
-
-
-def detect_handoff(text: str, locale: str) -> str | None:
-    """The reason to hand `text` over to a person (HANDOFF_REASONS, in order of precedence), or None."""
-    normalized = normalize(text, locale)
-    if not normalized:
-        return None
-    plain = normalized.replace("'", "")
-    for reason, pattern in _handoff_patterns(locale):
-        if pattern.search(plain):
-            return reason
-    return None
 
 
 # ---------------------------------------------------------------------------------------------

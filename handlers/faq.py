@@ -1,0 +1,159 @@
+"""Questions in the cardholder's own words, answered from the bank's knowledge base."""
+
+from __future__ import annotations
+
+from datetime import date
+from html import escape
+
+from aiogram import F, Router
+from aiogram.filters import Command, Filter, StateFilter
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.db.models import Account
+from bot.domain.faq import Entry, MatchResult, faq_topics, knowledge_base, matcher_for, render_answer
+from bot.domain.policy import Policy
+from bot.formatting import day, money
+from bot.services.arrangements import ArrangementService
+from bot.settings import Settings
+from handlers.balance import add_years
+from handlers.fallback import LONGEST_TEXT_READ
+from handlers.keyboards import PersonRequest, PlanMenuAction
+from handlers.plans import payment_url
+from handlers.prompts import ask_for_phone, reader_locale
+from handlers.states import Verification
+
+
+class FaqTopic(CallbackData, prefix="faq"):
+    entry: str
+
+
+class FaqFeedback(CallbackData, prefix="faqok"):
+    entry: str
+    helpful: bool
+
+
+class Question(Filter):
+    """Free text that reads like a question the knowledge base can answer (or nearly)."""
+
+    def __init__(self, need_match: bool) -> None:
+        self.need_match = need_match
+
+    async def __call__(self, message: Message, account: Account | None = None) -> bool | dict[str, MatchResult]:
+        text = message.text or ""
+        if not text or text.startswith("/") or len(text) > LONGEST_TEXT_READ:
+            return False
+        result = matcher_for(reader_locale()).match(text, verified=account is not None)
+        if self.need_match and result.best is None:
+            return False
+        return {"match": result}
+
+
+async def answer_entry(
+    message: Message, entry: Entry, account: Account | None, state: FSMContext, arrangements: ArrangementService, policy: Policy, settings: Settings
+) -> None:
+    if entry.needs_account and account is None:
+        await ask_for_phone(message, state, _("To answer this I first need to confirm it's you."))
+        return
+    text = render_answer(entry, placeholder_values(account, arrangements, policy) if account else bank_values(policy))
+    await message.answer(escape(text), reply_markup=answer_keyboard(entry, account, settings))
+
+
+def bank_values(policy: Policy) -> dict[str, str]:
+    return {"bank_name": policy.bank.name, "bank_phone": policy.bank.phone, "bank_website": policy.bank.website}
+
+
+def placeholder_values(account: Account, arrangements: ArrangementService, policy: Policy) -> dict[str, str]:
+    """The account's figures for answers, formatted for the reader; only ever for a verified chat."""
+    locale = reader_locale()
+    cash = lambda amount: money(amount, account.currency, locale)  # noqa: E731
+    today: date = arrangements.today()
+    return {
+        **bank_values(policy),
+        "overdue_amount": cash(account.overdue_amount),
+        "minimum_due": cash(account.minimum_due),
+        "daily_interest": cash(account.statement_balance * account.daily_interest_rate),
+        "bureau_drop_off_date": day(add_years(today, policy.credit_record_years), locale),
+        "next_installment": _("see «{my_plan}»").format(my_plan=_("📌 My plan")),
+    }
+
+
+def answer_keyboard(entry: Entry, account: Account | None, settings: Settings) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("👍 Yes, this helped"), callback_data=FaqFeedback(entry=entry.id, helpful=True))
+    builder.button(text=_("🙋 Talk to a person"), callback_data=PersonRequest())
+    if account is not None and "plans" in entry.buttons:
+        builder.button(text=_("🧾 Ways to pay"), callback_data=PlanMenuAction(action="menu"))
+    if account is not None and "pay" in entry.buttons:
+        builder.button(text=_("💳 Pay now"), url=payment_url(settings, account, account.overdue_amount))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+async def question_answered(
+    message: Message, match: MatchResult, account: Account | None, state: FSMContext, arrangements: ArrangementService, policy: Policy, settings: Settings
+) -> None:
+    assert match.best is not None
+    await answer_entry(message, match.best, account, state, arrangements, policy, settings)
+
+
+async def not_sure(message: Message, match: MatchResult) -> None:
+    builder = InlineKeyboardBuilder()
+    for entry, _score in match.candidates[:3]:
+        builder.button(text=entry.title, callback_data=FaqTopic(entry=entry.id))
+    builder.button(text=_("🙋 Talk to a person"), callback_data=PersonRequest())
+    builder.adjust(1)
+    await message.answer(_("I'm not sure I understood. Is it one of these?"), reply_markup=builder.as_markup())
+
+
+async def list_topics(message: Message) -> None:
+    builder = InlineKeyboardBuilder()
+    for entry in faq_topics(reader_locale()):
+        builder.button(text=entry.title, callback_data=FaqTopic(entry=entry.id))
+    builder.button(text=_("🙋 Talk to a person"), callback_data=PersonRequest())
+    builder.adjust(1)
+    await message.answer(_("What would you like to know?"), reply_markup=builder.as_markup())
+
+
+async def topic_chosen(
+    query: CallbackQuery,
+    callback_data: FaqTopic,
+    account: Account | None,
+    state: FSMContext,
+    arrangements: ArrangementService,
+    policy: Policy,
+    settings: Settings,
+    callback_answer: CallbackAnswer,
+) -> None:
+    entry = knowledge_base(reader_locale()).get(callback_data.entry)
+    if entry is None or not isinstance(query.message, Message):
+        callback_answer.text = _("This button is no longer active.")
+        return
+    await answer_entry(query.message, entry, account, state, arrangements, policy, settings)
+
+
+async def feedback(query: CallbackQuery, callback_data: FaqFeedback, callback_answer: CallbackAnswer) -> None:
+    callback_answer.text = _("Thank you!")
+    if isinstance(query.message, Message):
+        await query.message.edit_reply_markup(reply_markup=None)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(list_topics, Command("faq"))
+    router.callback_query.register(topic_chosen, FaqTopic.filter())
+    router.callback_query.register(feedback, FaqFeedback.filter())
+    router.message.register(question_answered, StateFilter(Verification.sharing_phone), F.text, Question(need_match=True))
+    return router
+
+
+def create_questions_router() -> Router:
+    """After the menus, before the catch-all: free text is a question, answered or narrowed down."""
+    router = Router(name=f"{__name__}.questions")
+    router.message.register(question_answered, StateFilter(None), F.text, Question(need_match=True))
+    router.message.register(not_sure, StateFilter(None), F.text, Question(need_match=False))
+    return router

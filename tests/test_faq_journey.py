@@ -1,0 +1,74 @@
+"""Questions over HTTP, before and after verification, in each language."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.telegram_fake import ChatClient
+from tests.conftest import BotHarness, make_account
+
+PHONE = "+8613800138000"
+BIRTH = {"en": "1985-03-07", "ru": "07.03.1985", "zh-hans": "1985年3月7日"}
+IS_IT_THE_BANK = {"en": "how do I know this chat is really my bank?", "ru": "Это правда банк пишет?", "zh-hans": "你们真的是银行吗？"}
+BALANCE_GREW = {"en": "why does my debt keep growing?", "ru": "Почему долг всё время растёт?", "zh-hans": "我欠的钱怎么越来越多？"}
+
+
+@pytest.fixture
+async def bank(harness: BotHarness) -> BotHarness:
+    await harness.add_accounts(make_account())
+    return harness
+
+
+async def verify(cardholder: ChatClient, language: str) -> None:
+    await cardholder.send("/start")
+    await cardholder.share_contact(PHONE)
+    await cardholder.send(BIRTH[language])
+
+
+@pytest.mark.parametrize("language", ["en", "ru", "zh-hans"])
+async def test_a_question_before_verification_needs_no_account(bank: BotHarness, language: str) -> None:
+    cardholder = bank.cardholder(language_code=language, phone=PHONE)
+    await cardholder.send("/start")
+    answer = await cardholder.send(IS_IT_THE_BANK[language])
+    assert "+86 400 820 8888" in answer[-1].text or "example-bank.com" in answer[-1].text
+    assert any("🙋" in label for label in answer[-1].labels) and any("👍" in label for label in answer[-1].labels)
+
+
+@pytest.mark.parametrize("language", ["en", "ru", "zh-hans"])
+async def test_account_figures_only_after_verification(bank: BotHarness, language: str) -> None:
+    cardholder = bank.cardholder(language_code=language, phone=PHONE)
+    await cardholder.send("/start")
+    before = await cardholder.send(BALANCE_GREW[language])
+    assert "12,345.60" not in before[-1].text and "12 345,60" not in before[-1].text
+    await verify(cardholder, language)
+    after = await cardholder.send(BALANCE_GREW[language])
+    text = after[-1].text.replace("\u00a0", " ").replace("\u202f", " ")
+    assert any(amount in text for amount in ("CN¥7.50", "7,50 CN¥", "¥7.50")), text
+
+
+async def test_not_sure_offers_the_closest_topics_and_a_person(bank: BotHarness) -> None:
+    cardholder = bank.cardholder(phone=PHONE)
+    await verify(cardholder, "en")
+    answer = await cardholder.send("what about the thing with the stuff")
+    assert "not sure I understood" in answer[-1].text
+    assert len(answer[-1].labels) == 4 and "Talk to a person" in answer[-1].labels[-1]
+    topic = await cardholder.press_on(answer[-1], answer[-1].labels[0])
+    assert topic[-1].text
+
+
+async def test_a_hardship_question_goes_to_a_person(bank: BotHarness) -> None:
+    cardholder = bank.cardholder(phone=PHONE)
+    await verify(cardholder, "en")
+    answer = await cardholder.send("I lost my job, can you waive the late fee?")
+    assert "talk to a person at Example Bank" in answer[-1].text
+
+
+async def test_faq_lists_topics_in_every_state(bank: BotHarness) -> None:
+    cardholder = bank.cardholder(phone=PHONE)
+    await cardholder.send("/start")
+    await cardholder.share_contact(PHONE)
+    topics = await cardholder.send("/faq")
+    assert len(topics[-1].labels) >= 14
+    answer = await cardholder.press_on(topics[-1], topics[-1].labels[0])
+    assert answer[-1].text
+    assert not bank.fake.unanswered_callbacks()
