@@ -21,3 +21,13 @@ class ImportFileError(DomainError):
 
 class CalculationError(DomainError):
     """A calculator input is unusable (amount, currency, term, rate, date); the message says which and why."""
+
+
+class ProblemsError(DomainError):
+    """A file a bank edits (policy, knowledge base) is invalid; `problems` lists every mistake."""
+
+    what = "file"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(f"invalid {self.what}: " + "; ".join(problems))
+        self.problems = problems

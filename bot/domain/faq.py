@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from bot.domain.errors import DomainError
+from bot.domain.errors import ProblemsError
 
 LOCALES = ("en", "zh_CN", "ru")
 DEFAULT_LOCALE = "en"
@@ -80,12 +80,10 @@ TYPO_MIN_LENGTH = 4
 
 
 
-class FaqError(DomainError):
+class FaqError(ProblemsError):
     """The knowledge base is invalid, or an answer cannot be rendered; `problems` lists each mistake."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid FAQ: " + "; ".join(problems))
-        self.problems = problems
+    what = "FAQ"
 
 
 @dataclass(frozen=True)

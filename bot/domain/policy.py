@@ -28,7 +28,7 @@ from bot.domain.calculator import (
     currency_exponent,
     is_known_currency,
 )
-from bot.domain.errors import CalculationError, DomainError
+from bot.domain.errors import CalculationError, ProblemsError
 
 CONSEQUENCES = ("credit_bureau", "late_fees", "interest", "card_suspended", "legal_action")
 WAIVER_CONDITIONS = ("pay_in_full", "first_installment")
@@ -44,12 +44,10 @@ DISCLOSURE_MOMENTS = ("first_contact", "balance")
 DISCLOSURE_LOCALES = ("en", "zh_CN", "ru")
 
 
-class PolicyError(DomainError):
+class PolicyError(ProblemsError):
     """The policy file is invalid; `problems` lists each mistake as `key: reason`."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid policy: " + "; ".join(problems))
-        self.problems = problems
+    what = "policy"
 
 
 @dataclass(frozen=True)

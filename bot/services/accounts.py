@@ -18,7 +18,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel.numbers import get_currency_precision, list_currencies
@@ -428,11 +428,7 @@ async def import_accounts(
         raise ValueError("now must be timezone-aware")
     today = now.astimezone(timezone.utc).date()
     report = ImportReport()
-    try:
-        handle = open(source, "rb")
-    except OSError as error:
-        raise ImportFileError(f"cannot read {source}: {error.strerror or error}") from None
-    with handle:
+    with open_table(source) as handle:
         reader = csv.reader(decoded_lines(handle))
         last_line = 0
         try:
@@ -459,6 +455,14 @@ async def import_accounts(
         except csv.Error as error:
             raise ImportFileError(f"line {reader.line_num}: unreadable CSV ({error})") from None
     return report
+
+
+def open_table(source: Path) -> BinaryIO:
+    """Open a CSV file the bank exported; an unreadable one is an `ImportFileError`."""
+    try:
+        return open(source, "rb")
+    except OSError as error:
+        raise ImportFileError(f"cannot read {source}: {error.strerror or error}") from None
 
 
 def decoded_lines(handle: Iterable[bytes]) -> Iterator[str]:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.models import Account, Arrangement, Installment, Payment
 from bot.domain.calculator import currency_exponent
 from bot.domain.errors import ImportFileError
-from bot.services.accounts import RowError, column_positions, decoded_lines, read_header
+from bot.services.accounts import RowError, column_positions, decoded_lines, open_table, read_header
 
 COLUMNS = ("account_id", "amount", "paid_at", "reference")
 SINGLE_PAYMENT_KINDS = ("promise", "full", "current")
@@ -44,11 +44,7 @@ async def import_payments(
     session_factory: async_sessionmaker[AsyncSession], source: Path, *, now: datetime
 ) -> PaymentReport:
     report = PaymentReport()
-    try:
-        handle = open(source, "rb")
-    except OSError as error:
-        raise ImportFileError(f"cannot read {source}: {error.strerror or error}") from None
-    with handle:
+    with open_table(source) as handle:
         reader = csv.reader(decoded_lines(handle))
         try:
             header = read_header(reader, COLUMNS)
