@@ -83,6 +83,9 @@ async def only_case(bank: BotHarness) -> Case:
         ("ru", "Я хочу подать жалобу", "complaint"),
         ("zh-hans", "这笔是盗刷的", "dispute"),
         ("zh-hans", "我要转人工", "person"),
+        ("zh-hans", "我失业了，现在还不起", "hardship"),
+        ("en", "stop harassing me", "anger"),
+        ("ru", "Отстаньте от меня", "anger"),
     ],
 )
 async def test_trigger_words_open_a_case_with_a_card(bank: BotHarness, language: str, words: str, reason: str) -> None:
