@@ -18,7 +18,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.db.models import Account
 from bot.domain.amounts import InvalidAmount, parse_amount
 from bot.desk import Desk
-from bot.domain.calculator import InstallmentPlan, OfferReason
+from bot.domain.calculator import OfferReason, PromiseReason
 from bot.domain.dates import parse_date
 from bot.domain.errors import InvalidDate
 from bot.domain.policy import Policy
@@ -374,26 +374,20 @@ async def budget_typed(
     builder.adjust(1)
     await message.answer("\n".join(lines), reply_markup=builder.as_markup())
     if negotiation.agent_plan is not None and desk is not None:
-        await ask_for_approval(message, account, negotiation.agent_plan, arrangements, cases, desk, policy)
+        proposal = await arrangements.plan_for_approval(account, negotiation.agent_plan, message.chat.id)
+        await ask_for_approval(message, account, proposal, cases, desk, policy)
 
 
 async def ask_for_approval(
-    message: Message,
-    account: Account,
-    plan: InstallmentPlan,
-    arrangements: ArrangementService,
-    cases: CaseService,
-    desk: Desk,
-    policy: Policy,
+    message: Message, account: Account, proposal: Proposal, cases: CaseService, desk: Desk, policy: Policy
 ) -> None:
-    """Outside self-service: an agent approves, changes or declines a plan computed by the calculator."""
-    proposal = await arrangements.proposal_for_agents(account, plan, message.chat.id)
+    """Outside self-service: an agent approves, changes or declines what the calculator proposes."""
     case = await hand_off(message, reason="outside_policy", account=account, cases=cases, desk=desk, policy=policy)
     if case is None:
         return
     builder = InlineKeyboardBuilder()
     with desk.speaking():
-        text = _("The cardholder asks for a plan outside self-service. Proposal:") + "\n\n" + proposal_text(proposal)
+        text = _("The cardholder asks for something outside self-service. Proposal:") + "\n\n" + proposal_text(proposal)
         for action, label in (("approve", _("✅ Approve")), ("change", _("✏️ Change")), ("decline", _("✖️ Decline"))):
             builder.button(text=label, callback_data=ProposalAction(action=action, offer_id=proposal.offer_id))
     await desk.post(case, text, builder.as_markup())
@@ -419,24 +413,32 @@ async def promise_day_chosen(
     query: CallbackQuery, callback_data: PromiseDay, state: FSMContext, account: Account, arrangements: ArrangementService
 ) -> None:
     assert isinstance(query.message, Message)
-    await promise_date(query.message, state, account, arrangements, arrangements.today() + timedelta(days=callback_data.days))
+    promised = arrangements.today() + timedelta(days=callback_data.days)
+    await promise_date(query.message, state, account, arrangements, promised, desk=None)
 
 
-async def promise_date_typed(message: Message, state: FSMContext, account: Account, arrangements: ArrangementService) -> None:
+async def promise_date_typed(
+    message: Message, state: FSMContext, account: Account, arrangements: ArrangementService, desk: Desk | None
+) -> None:
     try:
         promised = parse_date(message.text or "", reader_locale())
     except InvalidDate:
         await message.answer(_("I couldn't read that as a date. Please choose a day above or type a date such as {example}.").format(example=day(arrangements.today() + timedelta(days=3), reader_locale())))
         return
-    await promise_date(message, state, account, arrangements, promised)
+    await promise_date(message, state, account, arrangements, promised, desk)
 
 
 async def promise_date(
-    message: Message, state: FSMContext, account: Account, arrangements: ArrangementService, promised: date
+    message: Message, state: FSMContext, account: Account, arrangements: ArrangementService, promised: date, desk: Desk | None
 ) -> None:
     check = arrangements.check_promise(promised)
     locale = reader_locale()
-    if not check.allowed:
+    later = check.reason is PromiseReason.TOO_FAR and desk is not None
+    if later:
+        await message.answer(
+            _("That is later than I can agree on my own, so a person at the bank will need to approve it.")
+        )
+    elif not check.allowed:
         await message.answer(
             _("Please choose a date from today to {latest}. For a later date, talk to a person.").format(latest=day(check.latest, locale)),
             reply_markup=InlineKeyboardBuilder().button(text=_("🙋 Talk to a person"), callback_data=PersonRequest()).as_markup(),
@@ -457,23 +459,47 @@ async def promise_date(
 
 
 async def promise_amount_chosen(
-    query: CallbackQuery, callback_data: PromiseAmount, state: FSMContext, account: Account, arrangements: ArrangementService
+    query: CallbackQuery,
+    callback_data: PromiseAmount,
+    state: FSMContext,
+    account: Account,
+    arrangements: ArrangementService,
+    cases: CaseService,
+    desk: Desk | None,
+    policy: Policy,
 ) -> None:
     assert isinstance(query.message, Message)
     amount = account.overdue_amount if callback_data.choice == "overdue" else account.minimum_due
-    await promise_amount(query.message, state, account, arrangements, amount)
+    await promise_amount(query.message, state, account, amount, arrangements, cases, desk, policy)
 
 
-async def promise_amount_typed(message: Message, state: FSMContext, account: Account, arrangements: ArrangementService) -> None:
+async def promise_amount_typed(
+    message: Message,
+    state: FSMContext,
+    account: Account,
+    arrangements: ArrangementService,
+    cases: CaseService,
+    desk: Desk | None,
+    policy: Policy,
+) -> None:
     try:
         amount = parse_amount(message.text or "", reader_locale())
     except InvalidAmount:
         await message.answer(_("I couldn't read that as an amount. Please type a number, for example {example}.").format(example=cash(account.minimum_due, account.currency)))
         return
-    await promise_amount(message, state, account, arrangements, amount)
+    await promise_amount(message, state, account, amount, arrangements, cases, desk, policy)
 
 
-async def promise_amount(message: Message, state: FSMContext, account: Account, arrangements: ArrangementService, amount: Decimal) -> None:
+async def promise_amount(
+    message: Message,
+    state: FSMContext,
+    account: Account,
+    amount: Decimal,
+    arrangements: ArrangementService,
+    cases: CaseService,
+    desk: Desk | None,
+    policy: Policy,
+) -> None:
     if amount < account.minimum_due or amount > account.statement_balance:
         await message.answer(
             _("Please choose an amount from {minimum} to {maximum}.").format(
@@ -490,6 +516,10 @@ async def promise_amount(message: Message, state: FSMContext, account: Account, 
     await state.set_state(None)
     await state.update_data(promise_date=None)
     check = arrangements.check_promise(promised)
+    if check.reason is PromiseReason.TOO_FAR and desk is not None:
+        proposal = await arrangements.promise(account, promised, amount, message.chat.id, needs_approval=True)
+        await ask_for_approval(message, account, proposal, cases, desk, policy)
+        return
     if not check.allowed:
         await message.answer(_("That date is no longer possible. Please choose «{plans}» again.").format(plans=_("🧾 Ways to pay")))
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.clock import ManualClock
-from bot.db.models import Account, Arrangement, Case, CaseEvent
+from bot.db.models import Account, Arrangement, Case, CaseEvent, Offer
 from bot.settings import load_settings
 from bot.telegram_fake import ChatClient, FakeTelegram
 from tests.conftest import BOT_TOKEN, BotHarness, make_account
@@ -285,3 +286,27 @@ async def test_export_case_prints_the_transcript(bank: BotHarness, database_url:
     text = out.decode()
     assert f"case #{case.id}: person, claimed" in text
     assert "cardholder relay: hello" in text and "note: checked" in text
+
+
+async def test_a_promise_later_than_the_policy_allows_needs_an_agent(bank: BotHarness) -> None:
+    cardholder = await signed_in(bank, "en")
+    await cardholder.send("/plans")
+    await cardholder.press("Promise to pay")
+    later = (bank.clock.now().date() + timedelta(days=45)).isoformat()
+    asked = await cardholder.send(later)
+    assert any("a person at the bank will need to approve it" in m.text for m in asked)
+    told = await cardholder.press_on(asked[-1], "Minimum due")
+    assert any("queue" in m.text for m in told)
+    case = await only_case(bank)
+    async with bank.session_factory() as session:
+        offer_id = await session.scalar(select(Offer.id).order_by(Offer.id.desc()))
+    forged = bank.fake.user_presses(cardholder.user_id, cardholder.messages[-1].message_id, f"offer:accept:{offer_id}", forged=True)
+    await cardholder.wait_quiet()
+    assert "not available" in bank.fake.callback_answer(forged)["text"], "not acceptable before approval"
+
+    desk_agent = agent(bank, case)
+    await desk_agent.press_on(case.card_message_id, "Claim", expect_reply=False)
+    proposal = next(m for m in bank.fake.bot_messages(DESK) if "Proposal:" in m.text)
+    await desk_agent.press_on(proposal, "Approve", expect_reply=False)
+    accepted = await cardholder.press_on(cardholder.messages[-1], "Accept")
+    assert any("arrangement is recorded" in m.text for m in accepted)

@@ -208,7 +208,7 @@ class ArrangementService:
         await self.session.commit()
         return proposal
 
-    async def proposal_for_agents(self, account: Account, plan: InstallmentPlan, chat_id: int | None) -> Proposal:
+    async def plan_for_approval(self, account: Account, plan: InstallmentPlan, chat_id: int | None) -> Proposal:
         """A plan outside self-service, stored for an agent to approve before the cardholder sees it."""
         proposal = await self._store_plan(account, chat_id, plan, made_by=NEEDS_APPROVAL)
         await self.session.commit()
@@ -220,10 +220,13 @@ class ArrangementService:
     def check_promise(self, promised: date) -> PromiseCheck:
         return check_promise_date(promised, self.today(), self.policy)
 
-    async def promise(self, account: Account, promised: date, amount: Decimal, chat_id: int | None) -> Proposal:
-        proposal = await self._store(
-            account, chat_id, OfferKind.PROMISE, {"amount": str(amount), "due_date": promised.isoformat()}
-        )
+    async def promise(
+        self, account: Account, promised: date, amount: Decimal, chat_id: int | None, needs_approval: bool = False
+    ) -> Proposal:
+        """A promise to pay; one dated later than the policy allows waits for an agent's approval."""
+        terms = {"amount": str(amount), "due_date": promised.isoformat()}
+        made_by = NEEDS_APPROVAL if needs_approval else "bot"
+        proposal = await self._store(account, chat_id, OfferKind.PROMISE, terms, made_by=made_by)
         await self.session.commit()
         return proposal
 
