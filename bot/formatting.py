@@ -20,6 +20,11 @@ def in_about(delta: timedelta, locale: str) -> str:
     return format_timedelta(delta, add_direction=True, threshold=1.5, locale=locale)
 
 
+def duration(delta: timedelta, locale: str) -> str:
+    """How long something has lasted: `30 minutes`, `2 часа`, `3天`."""
+    return format_timedelta(delta, threshold=1.5, locale=locale)
+
+
 def money(amount: Decimal, currency: str, locale: str) -> str:
     """`¥12,345.60`, `12 345,60 ₽`, `$1,234.00`: the account's currency in the reader's locale."""
     return format_currency(amount, currency, locale=locale, currency_digits=True)

@@ -17,7 +17,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.db.models import Account, Case
 from bot.desk import Desk
 from bot.domain.errors import DomainError
-from bot.formatting import in_about, money, percent
+from bot.formatting import duration, money, percent
 from bot.services.arrangements import ArrangementService, OfferUnavailable, Proposal
 from bot.services.cases import CaseService
 from handlers.handoff import rating_keyboard, resolve_keyboard
@@ -127,7 +127,7 @@ async def offer(
         rate = Decimal(parts[1]) if len(parts) > 1 else None
         proposal = await arrangements.agent_offer(account, months, rate, message.from_user.id, case.chat_id)
     except (IndexError, ValueError, InvalidOperation):
-        await message.reply(_("Usage: /offer <months> [annual rate, e.g. 0.06]"))
+        await message.reply(_("Usage: /offer MONTHS [ANNUAL RATE], for example /offer 36 or /offer 36 0.06"))
         return
     except DomainError as error:
         await message.reply(_("No offer: {reason}").format(reason=escape(str(error))))
@@ -170,7 +170,7 @@ async def proposal_decision(
             return
         await send_offer(case, proposal, bot, desk, query.message)
     elif callback_data.action == "change":
-        await query.message.reply(_("Send the cardholder another plan with /offer <months> [annual rate]."))
+        await query.message.reply(_("Send the cardholder another plan with /offer MONTHS [ANNUAL RATE]."))
     else:
         with desk.i18n.use_locale(case.locale):
             text = _("The bank cannot offer that plan. A person will talk with you about what is possible.")
@@ -186,7 +186,7 @@ async def queue(message: Message, cases: CaseService) -> None:
     now = cases.clock.now()
     lines = [_("Waiting cases, oldest first:")]
     for case in waiting:
-        lines.append(_("#{id} {reason}, waiting {wait}").format(id=case.id, reason=case.reason, wait=in_about(now - case.created_at, reader_locale())))
+        lines.append(_("#{id} {reason}, waiting {wait}").format(id=case.id, reason=case.reason, wait=duration(now - case.created_at, reader_locale())))
     await message.reply("\n".join(lines))
 
 

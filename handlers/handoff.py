@@ -8,7 +8,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from aiogram import F, Router
-from aiogram.filters import Command, Filter, MagicData
+from aiogram.filters import Command, Filter, MagicData, StateFilter
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
@@ -249,7 +249,7 @@ def create_router() -> Router:
     router.message.register(person_command, Command("agent"))
     router.callback_query.register(person_button, PersonRequest.filter())
     router.callback_query.register(rate, RateCase.filter())
-    router.message.register(relay_while_waiting, CaseOpen(), ~F.text.startswith("/"))
+    router.message.register(relay_while_waiting, CaseOpen(), StateFilter(None), ~F.text.startswith("/"))
     router.message.register(words_trigger, F.text, HandoffWords())
     router.message.register(payment_proof, F.photo | F.document, MagicData(F.account.is_not(None)))
     return router

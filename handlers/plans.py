@@ -35,6 +35,7 @@ from bot.services.arrangements import (
 )
 from bot.services.cases import CaseService
 from bot.settings import Settings
+from handlers.common import bank_contact_text
 from handlers.handoff import hand_off
 from handlers.keyboards import (
     MY_PLAN,
@@ -159,6 +160,8 @@ def proposal_keyboard(proposal: Proposal, replace: bool = False) -> InlineKeyboa
         builder.button(text=_("🔁 Replace my current arrangement"), callback_data=OfferAction(action="replace", offer_id=proposal.offer_id))
     else:
         builder.button(text=_("✅ Accept"), callback_data=OfferAction(action="accept", offer_id=proposal.offer_id))
+    if proposal.kind is OfferKind.CURRENT and not proposal.waived_fee:
+        builder.button(text=_("🙏 Ask to waive the late fee"), callback_data=PlanMenuAction(action="waiver"))
     builder.button(text=_("« All options"), callback_data=PlanMenuAction(action="menu"))
     builder.adjust(1)
     return builder.as_markup()
@@ -373,9 +376,23 @@ async def budget_typed(
     builder.button(text=_("« All options"), callback_data=PlanMenuAction(action="menu"))
     builder.adjust(1)
     await message.answer("\n".join(lines), reply_markup=builder.as_markup())
-    if negotiation.agent_plan is not None and desk is not None:
-        proposal = await arrangements.plan_for_approval(account, negotiation.agent_plan, message.chat.id)
+    plan = negotiation.agent_plan
+    if plan is None and negotiation.reason in (OfferReason.NO_TERM_FITS, OfferReason.BELOW_MINIMUM_INSTALLMENT):
+        plan = arrangements.longest_plan(account)
+    if plan is not None and desk is not None:
+        proposal = await arrangements.plan_for_approval(account, plan, message.chat.id)
         await ask_for_approval(message, account, proposal, cases, desk, policy)
+
+
+async def ask_waiver(
+    query: CallbackQuery, account: Account, arrangements: ArrangementService, cases: CaseService, desk: Desk | None, policy: Policy
+) -> None:
+    assert isinstance(query.message, Message)
+    if desk is None or account.late_fee <= 0:
+        await query.message.answer(bank_contact_text(policy))
+        return
+    proposal = await arrangements.waiver_for_approval(account, query.message.chat.id)
+    await ask_for_approval(query.message, account, proposal, cases, desk, policy)
 
 
 async def ask_for_approval(
@@ -551,6 +568,7 @@ def create_router() -> Router:
     router.callback_query.register(view_offer, OfferAction.filter(F.action == "view"))
     router.callback_query.register(accept_offer, OfferAction.filter(F.action.in_({"accept", "replace"})))
     router.callback_query.register(ask_budget, PlanMenuAction.filter(F.action == "budget"))
+    router.callback_query.register(ask_waiver, PlanMenuAction.filter(F.action == "waiver"))
     router.message.register(budget_typed, Negotiation.typing_monthly_amount, F.text)
     router.callback_query.register(ask_promise_date, PlanMenuAction.filter(F.action == "promise"))
     router.callback_query.register(promise_day_chosen, PromiseDay.filter(), PromiseToPay.choosing_date)

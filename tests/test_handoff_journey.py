@@ -310,3 +310,28 @@ async def test_a_promise_later_than_the_policy_allows_needs_an_agent(bank: BotHa
     await desk_agent.press_on(proposal, "Approve", expect_reply=False)
     accepted = await cardholder.press_on(cardholder.messages[-1], "Accept")
     assert any("arrangement is recorded" in m.text for m in accepted)
+
+
+async def test_a_fee_waiver_and_a_lower_payment_go_to_an_agent(bank: BotHarness) -> None:
+    cardholder = await signed_in(bank, "en")
+    menu = (await cardholder.send("/plans"))[-1]
+    current = (await cardholder.press_on(menu, menu.labels[2]))[-1]
+    told = await cardholder.press_on(current, "Ask to waive the late fee")
+    assert any("queue" in m.text for m in told)
+    await cardholder.send("/plans")
+    await cardholder.press("💬")
+    await cardholder.send("30")
+    case = await only_case(bank)
+    proposals = [m.text for m in bank.fake.bot_messages(DESK) if "Proposal:" in m.text]
+    assert len(proposals) == 2
+    assert "The late fee of $75.00 is waived" in proposals[0]
+    assert "60 months" in proposals[1]
+    assert case.reason == "outside_policy"
+
+
+async def test_a_bad_offer_command_gets_its_usage(bank: BotHarness) -> None:
+    cardholder, desk_agent, case = await claimed_case(bank)
+    usage = await desk_agent.send("/offer lots", expect_reply=False)
+    assert "Usage: /offer MONTHS" in usage[-1].text
+    refused = await desk_agent.send("/offer 7", expect_reply=False)
+    assert "No offer: 7 months is not a term the policy offers" in refused[-1].text

@@ -214,6 +214,22 @@ class ArrangementService:
         await self.session.commit()
         return proposal
 
+    def longest_plan(self, account: Account) -> InstallmentPlan | None:
+        """The lowest monthly payment the policy allows at all (its longest agent-only term)."""
+        if not self.policy.terms.agent_only:
+            return None
+        months = max(self.policy.terms.agent_only)
+        return plan_for_term(account.statement_balance, account.currency, months, self.policy, start=self.today(), agent=True)
+
+    async def waiver_for_approval(self, account: Account, chat_id: int | None) -> Proposal:
+        """Bringing the account current with the late fee waived, which only an agent may grant."""
+        waived = min(account.late_fee, account.overdue_amount)
+        due = self.today() + timedelta(days=self.policy.promise_max_days)
+        terms = {"amount": str(account.overdue_amount - waived), "waived_fee": str(waived), "due_date": due.isoformat()}
+        proposal = await self._store(account, chat_id, OfferKind.CURRENT, terms, made_by=NEEDS_APPROVAL)
+        await self.session.commit()
+        return proposal
+
     def is_agent_term(self, months: int) -> bool:
         return months in self.policy.terms.agent_only
 
