@@ -335,3 +335,12 @@ async def test_a_bad_offer_command_gets_its_usage(bank: BotHarness) -> None:
     assert "Usage: /offer MONTHS" in usage[-1].text
     refused = await desk_agent.send("/offer 7", expect_reply=False)
     assert "No offer: 7 months is not a term the policy offers" in refused[-1].text
+
+
+async def test_a_relay_waits_out_flood_control_and_arrives_once(bank: BotHarness) -> None:
+    cardholder, desk_agent, case = await claimed_case(bank)
+    bank.fake.fail_next("copyMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    await cardholder.send("sent during a flood", expect_reply=False)
+    assert topic_texts(bank, case).count("sent during a flood") == 1
+    copies = [call for call in bank.fake.calls if call.method == "copyMessage"]
+    assert [call.ok for call in copies[-2:]] == [False, True]
