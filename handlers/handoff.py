@@ -203,8 +203,14 @@ async def payment_proof(message: Message, account: Account, cases: CaseService, 
     await hand_off(message, reason="payment_proof", account=account, cases=cases, desk=desk, policy=policy, relay_message=True)
 
 
-async def relay_while_claimed(message: Message, open_case: Case, cases: CaseService, desk: Desk | None, account: Account | None) -> None:
-    """While an agent owns the case the bot only carries messages; nothing else answers."""
+async def relay_cardholder(
+    message: Message, open_case: Case, cases: CaseService, desk: Desk | None, account: Account | None
+) -> None:
+    """Carry the cardholder's message into the case topic.
+
+    While the case waits, the bot confirms it was added; once an agent owns the case the bot says
+    nothing of its own, only relays.
+    """
     if desk is None:
         return
     if account is not None and (message.photo or message.document):
@@ -212,18 +218,8 @@ async def relay_while_claimed(message: Message, open_case: Case, cases: CaseServ
     status = await relay_to_agents(message, open_case, cases, desk)
     if status == "failed":
         await message.answer(_("Sorry, your message could not be passed on. Please send it again in a moment."))
-
-
-async def relay_while_waiting(message: Message, open_case: Case, cases: CaseService, desk: Desk | None, account: Account | None) -> None:
-    if desk is None:
-        return
-    if account is not None and (message.photo or message.document):
-        await cases.mark_payment_claimed(account)
-    status = await relay_to_agents(message, open_case, cases, desk)
-    if status == "sent":
+    elif status == "sent" and open_case.status == "waiting":
         await message.answer(_("Added to your case: a person will read it."))
-    elif status == "failed":
-        await message.answer(_("Sorry, your message could not be passed on. Please send it again in a moment."))
 
 
 async def silent_button(query: CallbackQuery) -> None:
@@ -242,14 +238,14 @@ async def rate(query: CallbackQuery, callback_data: RateCase, cases: CaseService
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.register(relay_while_claimed, CaseOpen(claimed=True))
+    router.message.register(relay_cardholder, CaseOpen(claimed=True))
     router.callback_query.register(
         silent_button, CaseOpen(claimed=True), ~F.data.startswith("offer:"), ~F.data.startswith("rate:")
     )
     router.message.register(person_command, Command("agent"))
     router.callback_query.register(person_button, PersonRequest.filter())
     router.callback_query.register(rate, RateCase.filter())
-    router.message.register(relay_while_waiting, CaseOpen(), StateFilter(None), ~F.text.startswith("/"))
+    router.message.register(relay_cardholder, CaseOpen(), StateFilter(None), ~F.text.startswith("/"))
     router.message.register(words_trigger, F.text, HandoffWords())
     router.message.register(payment_proof, F.photo | F.document, MagicData(F.account.is_not(None)))
     return router

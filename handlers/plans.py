@@ -326,6 +326,19 @@ async def ask_budget(query: CallbackQuery, state: FSMContext, account: Account) 
     )
 
 
+async def read_amount(message: Message, account: Account, example: Decimal) -> Decimal | None:
+    """The amount the cardholder typed, or None after asking again politely."""
+    try:
+        return parse_amount(message.text or "", reader_locale())
+    except InvalidAmount:
+        await message.answer(
+            _("I couldn't read that as an amount. Please type a number, for example {example}.").format(
+                example=cash(example, account.currency)
+            )
+        )
+        return None
+
+
 async def budget_typed(
     message: Message,
     state: FSMContext,
@@ -335,14 +348,8 @@ async def budget_typed(
     desk: Desk | None,
     policy: Policy,
 ) -> None:
-    try:
-        per_month = parse_amount(message.text or "", reader_locale())
-    except InvalidAmount:
-        await message.answer(
-            _("I couldn't read that as an amount. Please type a number, for example {example}.").format(
-                example=cash(Decimal(1500), account.currency)
-            )
-        )
+    per_month = await read_amount(message, account, example=Decimal(1500))
+    if per_month is None:
         return
     await state.set_state(None)
     answer = await arrangements.for_budget(account, per_month, message.chat.id)
@@ -499,10 +506,8 @@ async def promise_amount_typed(
     desk: Desk | None,
     policy: Policy,
 ) -> None:
-    try:
-        amount = parse_amount(message.text or "", reader_locale())
-    except InvalidAmount:
-        await message.answer(_("I couldn't read that as an amount. Please type a number, for example {example}.").format(example=cash(account.minimum_due, account.currency)))
+    amount = await read_amount(message, account, example=account.minimum_due)
+    if amount is None:
         return
     await promise_amount(message, state, account, amount, arrangements, cases, desk, policy)
 
