@@ -22,7 +22,7 @@ import math
 import re
 import tomllib
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -745,7 +745,3 @@ def matcher_for(locale: str, directory: Path = DEFAULT_FAQ_DIR) -> Matcher:
 def faq_topics(locale: str, directory: Path = DEFAULT_FAQ_DIR) -> list[Entry]:
     """Every topic of `locale` in the file's order, for a /faq list of buttons (label: `entry.title`)."""
     return list(knowledge_base(locale, directory).entries)
-
-
-def entries_by_id(entries: Iterable[Entry]) -> dict[str, Entry]:
-    return {entry.id: entry for entry in entries}

@@ -7,7 +7,7 @@ a conditional update, so when two agents press Claim at once exactly one wins.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -218,14 +218,3 @@ class CaseService:
         if status == "sent":
             relay.sent_at = self.clock.now()
         await self.session.commit()
-
-    async def unsent_relays(self) -> list[Relay]:
-        return list(await self.session.scalars(select(Relay).where(Relay.status == "pending").order_by(Relay.id)))
-
-
-def is_open(case: Case | None) -> bool:
-    return case is not None and case.status in OPEN
-
-
-def opened_since(case: Case, now: datetime) -> timedelta:
-    return now - case.created_at
