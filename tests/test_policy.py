@@ -139,3 +139,13 @@ def test_a_file_edited_by_a_bank_is_read_exactly(tmp_path: Path):
     path = tmp_path / "policy.toml"
     path.write_text(text, encoding="utf-8")
     assert load_policy(path).fees.flat_monthly[12] == Decimal("0.0065")
+
+
+def test_handoff_words_ignore_case_width_and_apostrophes() -> None:
+    handoff = load_policy(DEFAULT_POLICY_FILE).handoff
+    assert handoff.reason_in("I didnt make this payment", "en") == "dispute"
+    assert handoff.reason_in("I didn’t make this purchase", "en") == "dispute"
+    assert handoff.reason_in("ＨＵＭＡＮ please", "en") == "person"
+    assert handoff.reason_in("I studied the statement", "en") is None
+    assert handoff.reason_in("这笔是盗刷的", "zh_CN") == "dispute"
+    assert handoff.reason_in("Позовите ОПЕРАТОРА", "ru") == "person"

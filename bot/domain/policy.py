@@ -151,11 +151,16 @@ class Handoff:
         A word must start a word of the text ("died" is not in "studied"); Chinese has no spaces
         between words, so there a phrase may stand anywhere.
         """
-        folded = unicodedata.normalize("NFKC", text).casefold()
+        folded = fold(text)
         for reason, words in self.keywords.get(locale, {}).items():
             if any(_starts_word(word, folded, locale) for word in words):
                 return reason
         return None
+
+
+def fold(text: str) -> str:
+    """Case, width and apostrophes folded: "Didn’t", "didn't" and "DIDNT" read alike."""
+    return unicodedata.normalize("NFKC", text).casefold().replace("'", "").replace("\u2019", "")
 
 
 def _starts_word(word: str, text: str, locale: str) -> bool:
@@ -556,7 +561,7 @@ def _handoff(reader: _Reader) -> Handoff:
             if not isinstance(words, list) or not all(isinstance(word, str) and word.strip() for word in words):
                 reader.problem(f"{key}.{reason}", "must be a list of words or phrases")
                 continue
-            keywords[locale][reason] = tuple(unicodedata.normalize("NFKC", word).casefold() for word in words)
+            keywords[locale][reason] = tuple(fold(word) for word in words)
     return Handoff(minutes, keywords)
 
 
