@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from aiogram import F, Router
-from aiogram.filters import Command, MagicData
+from aiogram.filters import Command, Filter, MagicData, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
@@ -16,7 +16,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.db.models import Account
-from bot.domain.amounts import InvalidAmount, parse_amount
+from bot.domain.amounts import InvalidAmount, monthly_budget, parse_amount
 from bot.desk import Desk
 from bot.domain.calculator import OfferReason, PromiseReason
 from bot.domain.dates import parse_date
@@ -352,6 +352,39 @@ async def budget_typed(
     if per_month is None:
         return
     await state.set_state(None)
+    await answer_budget(message, per_month, account, arrangements, cases, desk, policy)
+
+
+class SaysMonthlyBudget(Filter):
+    """Free text such as "I can pay 1,500 a month": gives the handler `per_month`."""
+
+    async def __call__(self, message: Message) -> bool | dict[str, Decimal]:
+        per_month = monthly_budget(message.text or "", reader_locale())
+        return {"per_month": per_month} if per_month is not None else False
+
+
+async def budget_said(
+    message: Message,
+    per_month: Decimal,
+    account: Account,
+    arrangements: ArrangementService,
+    cases: CaseService,
+    desk: Desk | None,
+    policy: Policy,
+) -> None:
+    await answer_budget(message, per_month, account, arrangements, cases, desk, policy)
+
+
+async def answer_budget(
+    message: Message,
+    per_month: Decimal,
+    account: Account,
+    arrangements: ArrangementService,
+    cases: CaseService,
+    desk: Desk | None,
+    policy: Policy,
+) -> None:
+    """The shortest plan that fits what the cardholder can pay, or a counter-offer and a person."""
     answer = await arrangements.for_budget(account, per_month, message.chat.id)
     if answer.proposal is not None:
         await message.answer(
@@ -575,6 +608,7 @@ def create_router() -> Router:
     router.callback_query.register(ask_budget, PlanMenuAction.filter(F.action == "budget"))
     router.callback_query.register(ask_waiver, PlanMenuAction.filter(F.action == "waiver"))
     router.message.register(budget_typed, Negotiation.typing_monthly_amount, F.text)
+    router.message.register(budget_said, StateFilter(None), F.text, SaysMonthlyBudget())
     router.callback_query.register(ask_promise_date, PlanMenuAction.filter(F.action == "promise"))
     router.callback_query.register(promise_day_chosen, PromiseDay.filter(), PromiseToPay.choosing_date)
     router.message.register(promise_date_typed, PromiseToPay.choosing_date, F.text)

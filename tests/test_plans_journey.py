@@ -273,3 +273,13 @@ async def test_stop_opts_out_and_start_resumes(bank: BotHarness) -> None:
     async with bank.session_factory() as session:
         profile = await session.get(ChatProfile, cardholder.chat_id)
         assert profile is not None and profile.opted_out_at is None
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [("en", "I can pay 1,500 a month"), ("ru", "могу платить 2 000 руб в месяц"), ("zh-hans", "我每个月能还1500元")],
+)
+async def test_saying_what_one_can_pay_a_month(bank: BotHarness, language: str, said: str) -> None:
+    cardholder = await signed_in(bank, language)
+    answer = await cardholder.send(said)
+    assert any(label.startswith("✅") for label in answer[-1].labels), answer[-1].text

@@ -59,3 +59,21 @@ def _to_decimal(number: str, decimal_comma: bool) -> Decimal:
         return Decimal(whole.replace(grouping, "") + "." + fraction)
     except InvalidOperation:
         raise InvalidAmount(f"not an amount: {number!r}") from None
+
+
+_MONTHLY = re.compile(r"(?i)(a month|per month|monthly|each month|every month|/mo\b|в месяц|ежемесячно|каждый месяц|в мес|每月|每个月|一个月|月供)")
+_AMOUNT_TOKEN = re.compile(r"[¥$€₽￥]?\s*[0-9０-９][0-9０-９\s.,\u00a0\u202f]*(?:\s*(?:元|块|руб\.?|р\.|₽|yuan|rub|usd|eur))?", re.IGNORECASE)
+
+
+def monthly_budget(text: str, locale: str) -> Decimal | None:
+    """The amount in "I can pay 1,500 a month", "могу платить 2 000 руб в месяц", "每月能还1500元"."""
+    normalized = unicodedata.normalize("NFKC", text)
+    if not _MONTHLY.search(normalized):
+        return None
+    tokens = [token.strip() for token in _AMOUNT_TOKEN.findall(normalized) if token.strip()]
+    if len(tokens) != 1:
+        return None
+    try:
+        return parse_amount(tokens[0], locale)
+    except InvalidAmount:
+        return None
