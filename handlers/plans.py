@@ -363,18 +363,6 @@ class SaysMonthlyBudget(Filter):
         return {"per_month": per_month} if per_month is not None else False
 
 
-async def budget_said(
-    message: Message,
-    per_month: Decimal,
-    account: Account,
-    arrangements: ArrangementService,
-    cases: CaseService,
-    desk: Desk | None,
-    policy: Policy,
-) -> None:
-    await answer_budget(message, per_month, account, arrangements, cases, desk, policy)
-
-
 async def answer_budget(
     message: Message,
     per_month: Decimal,
@@ -384,7 +372,11 @@ async def answer_budget(
     desk: Desk | None,
     policy: Policy,
 ) -> None:
-    """The shortest plan that fits what the cardholder can pay, or a counter-offer and a person."""
+    """The shortest plan that fits what the cardholder can pay, or a counter-offer and a person.
+
+    Also the handler for free text such as "I can pay 1,500 a month" (`SaysMonthlyBudget` gives
+    `per_month`).
+    """
     answer = await arrangements.for_budget(account, per_month, message.chat.id)
     if answer.proposal is not None:
         await message.answer(
@@ -608,7 +600,7 @@ def create_router() -> Router:
     router.callback_query.register(ask_budget, PlanMenuAction.filter(F.action == "budget"))
     router.callback_query.register(ask_waiver, PlanMenuAction.filter(F.action == "waiver"))
     router.message.register(budget_typed, Negotiation.typing_monthly_amount, F.text)
-    router.message.register(budget_said, StateFilter(None), F.text, SaysMonthlyBudget())
+    router.message.register(answer_budget, StateFilter(None), F.text, SaysMonthlyBudget())
     router.callback_query.register(ask_promise_date, PlanMenuAction.filter(F.action == "promise"))
     router.callback_query.register(promise_day_chosen, PromiseDay.filter(), PromiseToPay.choosing_date)
     router.message.register(promise_date_typed, PromiseToPay.choosing_date, F.text)
