@@ -57,7 +57,7 @@ def matchers(bases):
 
 
 def copy_faq(tmp_path: Path) -> Path:
-    target = tmp_path / "faq"
+    target = tmp_path / f"faq{len(list(tmp_path.iterdir()))}"
     shutil.copytree(DEFAULT_FAQ_DIR, target)
     return target
 
@@ -135,6 +135,28 @@ def test_account_placeholder_without_needs_account_is_reported(tmp_path):
 def test_html_and_stray_braces_are_reported(tmp_path):
     problems = problems_after(tmp_path, "ru", "Вы вправе запросить", "<b>Вы</b> вправе { запросить")
     assert any("HTML" in p for p in problems) and any("brace" in p for p in problems), problems
+
+
+def test_a_word_in_two_synonym_groups_is_reported(tmp_path):
+    problems = problems_after(tmp_path, "en", '["mortgage", "loan"]', '["mortgage", "loan", "jail"]')
+    assert any("en.toml: vocabulary: synonyms" in p and "'jail' is already in synonyms[0]" in p for p in problems), problems
+
+
+def test_vocabulary_shape_is_checked(tmp_path):
+    problems = problems_after(tmp_path, "zh_CN", "[vocabulary]\n", "[vocabulary]\nstopwords = []\n")
+    assert any("zh_CN.toml: vocabulary: stopwords: unknown key" in p for p in problems), problems
+    problems = problems_after(tmp_path, "ru", '["ипотека", "кредит"]', '["ипотека"]')
+    assert any("ru.toml: vocabulary: synonyms[" in p and "at least two words" in p for p in problems), problems
+
+
+def test_synonyms_from_the_file_are_used(tmp_path, bases):
+    assert Matcher(bases["en"]).match("will they put me in prison").best.id == "legal_consequences"
+    directory = copy_faq(tmp_path)
+    path = directory / "en.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace('"jail", "prison", ', '"jail", ', 1), encoding="utf-8")
+    without = Matcher(load_knowledge_base(directory)["en"]).match("will they put me in prison")
+    assert without.best is None or without.score < Matcher(bases["en"]).match("will they put me in prison").score
 
 
 def test_invalid_toml_and_missing_file_are_reported(tmp_path):

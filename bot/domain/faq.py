@@ -42,7 +42,9 @@ PLACEHOLDERS = ACCOUNT_PLACEHOLDERS | BANK_PLACEHOLDERS
 BUTTONS = ("plans", "person", "pay")
 MAX_TITLE_LENGTH = 40
 MIN_QUESTIONS = 6
-MAX_QUESTIONS = 12
+MAX_QUESTIONS = 16
+_FILE_KEYS = ("vocabulary", "entries")
+_VOCABULARY_KEYS = ("synonyms", "words")
 _ENTRY_KEYS = ("id", "title", "questions", "answer", "needs_account", "buttons")
 _REQUIRED_KEYS = ("id", "title", "questions", "answer", "needs_account")
 _ID = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -105,12 +107,26 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Vocabulary:
+    """How people of one locale name the things the knowledge base talks about.
+
+    `synonyms`: groups of words that mean the same thing in every topic ("jail", "prison"); in the
+    knowledge base and in messages alike every word of a group is read as the group's first word.
+    `words`: words the Chinese segmenter must keep whole ("违约金").
+    """
+
+    synonyms: tuple[tuple[str, ...], ...] = ()
+    words: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class KnowledgeBase:
-    """The entries of one locale, in the file's order."""
+    """The entries of one locale, in the file's order, and the locale's vocabulary."""
 
     locale: str
     entries: tuple[Entry, ...]
     source: str = ""
+    vocabulary: Vocabulary = Vocabulary()
 
     def __iter__(self):
         return iter(self.entries)
@@ -193,8 +209,10 @@ def parse_knowledge_base(raw: Mapping[str, Any], locale: str, source: str = "") 
 def _parse(raw: Mapping[str, Any], locale: str, source: str) -> tuple[KnowledgeBase | None, list[str]]:
     problems: list[str] = []
     for key in raw:
-        if key != "entries":
-            problems.append(f"{source}: {key}: unknown key (expected only [[entries]])")
+        if key not in _FILE_KEYS:
+            problems.append(f"{source}: {key}: unknown key (expected [vocabulary] and [[entries]])")
+    vocabulary, found = _parse_vocabulary(raw.get("vocabulary", {}), locale, f"{source}: vocabulary")
+    problems.extend(found)
     items = raw.get("entries")
     if not isinstance(items, list) or not items:
         problems.append(f"{source}: entries: missing (add [[entries]] blocks)")
@@ -220,7 +238,52 @@ def _parse(raw: Mapping[str, Any], locale: str, source: str) -> tuple[KnowledgeB
             entries.append(entry)
     if problems:
         return None, problems
-    return KnowledgeBase(locale=locale, entries=tuple(entries), source=source), problems
+    return (
+        KnowledgeBase(locale=locale, entries=tuple(entries), source=source, vocabulary=vocabulary),
+        problems,
+    )
+
+
+def _parse_vocabulary(raw: Any, locale: str, where: str) -> tuple[Vocabulary, list[str]]:
+    if not isinstance(raw, dict):
+        return Vocabulary(), [f"{where}: must be a table ([vocabulary])"]
+    problems = [
+        f"{where}: {key}: unknown key (allowed: {', '.join(_VOCABULARY_KEYS)})"
+        for key in raw
+        if key not in _VOCABULARY_KEYS
+    ]
+    groups = raw.get("synonyms", [])
+    if not isinstance(groups, list):
+        return Vocabulary(), [*problems, f"{where}: synonyms: must be a list of lists of words"]
+    seen: dict[str, int] = {}
+    for number, group in enumerate(groups):
+        if not (
+            isinstance(group, list)
+            and len(group) >= 2
+            and all(isinstance(word, str) and normalize(word, locale) for word in group)
+        ):
+            problems.append(f"{where}: synonyms[{number}]: must list at least two words")
+            continue
+        for word in group:
+            key = normalize(word, locale)
+            if key in seen and seen[key] != number:
+                problems.append(
+                    f"{where}: synonyms[{number}]: {word!r} is already in synonyms[{seen[key]}]"
+                )
+            seen.setdefault(key, number)
+    words = raw.get("words", [])
+    if not (isinstance(words, list) and all(isinstance(word, str) and word.strip() for word in words)):
+        problems.append(f"{where}: words: must be a list of words")
+        words = []
+    if problems:
+        return Vocabulary(), problems
+    return (
+        Vocabulary(
+            synonyms=tuple(tuple(word.strip() for word in group) for group in groups),
+            words=tuple(word.strip() for word in words),
+        ),
+        problems,
+    )
 
 
 def _parse_entry(item: Mapping[str, Any], locale: str, where: str) -> tuple[Entry | None, list[str]]:
@@ -385,83 +448,6 @@ _ZH_STOP = frozenset(
 )
 # "还" (repay / still) and "不" carry meaning here and stay.
 
-# Word families of the collections domain: people name the same thing in many ways ("jail",
-# "prison"; "坐牢", "判刑"; "тюрьма", "посадят"). Each group's words are read as its first word, in
-# the knowledge base and in messages alike. Only words that mean the same thing in every topic.
-_SYNONYMS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "en": (
-        ("jail", "prison", "arrest", "arrested", "police", "cops", "crime", "criminal", "illegal"),
-        ("court", "sue", "lawsuit", "judge"),
-        ("scam", "scammer", "fraud", "fake", "phishing", "legit", "genuine", "official"),
-        ("fee", "fees", "charges", "penalty", "penalties", "fine"),
-        ("waive", "waived", "waiver", "forgive", "discount", "reduce", "refund", "refunded"),
-        ("installment", "instalment", "installments", "instalments"),
-        ("family", "mom", "mum", "mother", "dad", "father", "parents", "relatives", "wife",
-         "husband", "friends", "boss", "employer", "workplace", "work", "colleagues"),
-        ("person", "human", "agent", "operator", "manager", "someone", "staff"),
-        ("data", "information", "info", "details", "privacy", "personal"),
-        ("unsubscribe", "opt", "stop"),
-        ("message", "messages", "messaging", "msg", "msgs", "text", "texting", "texts", "sms"),
-        ("record", "report", "history", "bureau", "score", "file"),
-        ("mortgage", "loan"),
-        ("minimum", "min", "lowest", "least", "smallest"),
-        ("link", "url"),
-        ("transfer", "wire"),
-        ("wrong", "incorrect", "mistake", "error"),
-        ("overdue", "late"),
-        ("today", "now", "immediately"),
-        ("settle", "clear", "payoff"),
-        ("split", "spread", "parts", "bit", "little"),
-        ("miss", "missed", "skip", "forgot", "forget"),
-    ),
-    "ru": (
-        ("тюрьма", "посадят", "посадить", "сесть", "уголовка", "уголовное", "преступление",
-         "полиция", "арест", "арестуют"),
-        ("суд", "иск", "судиться"),
-        ("мошенники", "мошенничество", "развод", "фейк", "фальшивое", "обман", "фишинг",
-         "официальный", "настоящий"),
-        ("штраф", "штрафы", "неустойка", "пени"),
-        ("списать", "простить", "скидка", "уменьшить", "вернуть"),
-        ("рассрочка", "частями", "части", "разбить", "растянуть", "понемногу"),
-        ("семья", "родители", "мама", "папа", "родственники", "начальник", "работодатель",
-         "работа", "друзья", "жена", "муж"),
-        ("человек", "оператор", "сотрудник", "менеджер", "живой"),
-        ("данные", "информация", "персональные", "конфиденциальность"),
-        ("отписаться", "отключить", "отказаться"),
-        ("сообщения", "писать", "пишете", "присылать", "рассылка", "смс"),
-        ("кредитная", "бюро"),
-        ("ипотека", "кредит"),
-        ("минимальный", "минимум", "минималка"),
-        ("неправильный", "неверный", "ошибка"),
-        ("сколько", "скока"),
-        ("сегодня", "сейчас", "сразу", "разом"),
-        ("пропустить", "пропустил", "забыл", "опоздать"),
-    ),
-    "zh_CN": (
-        ("坐牢", "被抓", "判刑", "犯罪", "犯法", "刑事", "警察", "抓"),
-        ("起诉", "告", "法院", "官司"),
-        ("骗子", "诈骗", "假", "钓鱼", "官方", "正规"),
-        ("违约金", "罚息", "滞纳金", "罚款"),
-        ("减免", "免", "免掉", "少收", "优惠", "打折"),
-        ("家人", "家里人", "父母", "妈", "爸", "亲戚", "领导", "单位", "公司", "同事", "朋友", "老板"),
-        ("人工", "真人", "客服"),
-        ("信息", "资料", "数据", "隐私", "个人信息"),
-        ("退订", "别发", "不要发"),
-        ("征信", "信用记录", "逾期记录"),
-        ("房贷", "贷款"),
-        ("最低", "最少"),
-        ("到账", "收到"),
-        ("盗刷", "不是我刷"),
-        ("一次性", "全部", "全额", "一次"),
-        ("漏还", "忘记", "忘了"),
-    ),
-}
-# Words jieba should keep whole.
-_ZH_WORDS = (
-    "违约金", "最低还款", "盗刷", "家里人", "漏还", "到账", "罚息", "征信", "分期", "结清", "还款链接",
-    "不是我刷", "别发", "少收", "人工客服", "转人工", "坐牢", "被抓",
-)
-
 _PUNCTUATION_CATEGORIES = ("P", "S")
 _WORD = re.compile(r"\w+")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -494,7 +480,7 @@ def _fuzzy_scorers() -> dict[str, Any]:
 class _Analyzer:
     """Turns normalized text into tokens: stems for en and ru, jieba words and characters for zh."""
 
-    def __init__(self, locale: str) -> None:
+    def __init__(self, locale: str, vocabulary: Vocabulary) -> None:
         self.locale = locale
         self.chinese = locale.startswith("zh")
         if self.chinese:
@@ -504,7 +490,7 @@ class _Analyzer:
             # a private tokenizer: the domain words below do not leak into other users of jieba
             self._jieba = jieba.Tokenizer()
             self._jieba.initialize()
-            for word in _ZH_WORDS:
+            for word in vocabulary.words:
                 self._jieba.add_word(word)
             self._stop = _ZH_STOP
             self._stemmer = None
@@ -515,7 +501,7 @@ class _Analyzer:
             self._stop = _RU_STOP if locale == "ru" else _EN_STOP
         self._stems: dict[str, str] = {}
         self._synonyms: dict[str, str] = {}
-        for group in _SYNONYMS.get(locale, ()):
+        for group in vocabulary.synonyms:
             canonical = self._plain_stem(group[0])
             for word in group:
                 if self.chinese:
@@ -583,7 +569,7 @@ class Matcher:
         self.base = base
         self.locale = base.locale
         self.threshold = LOCALE_THRESHOLDS.get(base.locale, MATCH_THRESHOLD) if threshold is None else threshold
-        self._analyzer = _Analyzer(base.locale)
+        self._analyzer = _Analyzer(base.locale, base.vocabulary)
         texts: list[tuple[int, str]] = []
         for index, entry in enumerate(base.entries):
             texts.extend((index, text) for text in (entry.title, *entry.questions))
