@@ -13,6 +13,8 @@ from bot.domain.faq import (
     ACCOUNT_PLACEHOLDERS,
     DEFAULT_FAQ_DIR,
     LOCALES,
+    MAX_QUESTIONS,
+    MIN_QUESTIONS,
     PLACEHOLDERS,
     FaqError,
     Matcher,
@@ -93,7 +95,7 @@ def test_required_topics_are_present(bases):
 def test_entries_are_well_formed(bases):
     for base in bases.values():
         for entry in base:
-            assert len(entry.title) <= 40 and 6 <= len(entry.questions) <= 12
+            assert len(entry.title) <= 40 and MIN_QUESTIONS <= len(entry.questions) <= MAX_QUESTIONS
             assert entry.placeholders <= PLACEHOLDERS
             assert entry.needs_account == bool(entry.placeholders & ACCOUNT_PLACEHOLDERS)
             assert "<" not in entry.answer and ">" not in entry.answer
