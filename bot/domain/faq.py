@@ -56,7 +56,7 @@ _HTML_TAG = re.compile(r"<\s*/?\s*[A-Za-z][^<>]*>|&[A-Za-z]+;|&#\d+;")
 # tests/data/faq_holdout_<locale>.toml checks them; tests/test_faq.py prints both figures.
 MATCH_THRESHOLD = 0.42
 """A message whose best entry scores at least this is answered with that entry."""
-LOCALE_THRESHOLDS = {"zh_CN": 0.40}
+LOCALE_THRESHOLDS = {"zh_CN": 0.40, "ru": 0.40}
 """Per-locale thresholds where the score distribution differs (characters and jieba words score
 differently from stems)."""
 UNKNOWN_WORD_WEIGHT = 2.0
@@ -71,9 +71,10 @@ COVERAGE_WEIGHT = 0.20
 """Share from how much of the message the entry's whole vocabulary covers."""
 FUZZY_WEIGHT = 0.35
 """Share from rapidfuzz similarity of the normalized message and the closest phrasing."""
-TYPO_SIMILARITY = 80
-"""An unknown word at least this similar (rapidfuzz ratio, 0-100) to a known one counts as it."""
-TYPO_MIN_LENGTH = 4
+TYPO_EDITS = 1
+"""An unknown word this many edits (insert, delete, replace, swap two neighbours) from a known one
+counts as it: "paymnet", "intrest". Two edits turn too many other words into known ones."""
+TYPO_MIN_LENGTH = 5
 """Shorter unknown words are not corrected (too many false friends)."""
 
 
@@ -427,25 +428,28 @@ _EN_STOP = frozenset(
     should can could may might must to of in on at by for with from up down out off over under about
     into onto than then so and or but if as just also very too pls please plz ok okay hi hello hey
     there here what whats wat which who whom whose when where why how all any some each much many
-    more most other such own same only now get got gonna wanna gotta im ive id dont doesnt didnt cant
-    cannot wont isnt arent wasnt r s t d ll m re ve not no yes""".split()
+    most other such own same only now get got gonna wanna gotta im ive id arent wasnt r s t d ll m
+    re ve no yes thanks thank thx dear sir madam guys
+    morning afternoon evening um uh hmm well actually really wondering""".split()
 )
 _RU_STOP = frozenset(
     """а и в во на с со к ко о об от до по за из у же ли бы то это этот эта эти этого этой что чтобы
     как так там тут где когда кто я мне меня мой моя моё мое мои моей моему моим ты тебе тебя вы вас
-    вам ваш ваша ваше ваши он она оно они его ее её их нас нам мы наш да нет не ни ну вот уже ещё еще
+    вам ваш ваша ваше ваши мою моих моего моем моём он она оно они его ее её их нас нам мы наш да нет не ни ну вот уже ещё еще
     был была были быть будет буду есть или но если для при без над под про через пожалуйста плиз
-    пжл ок привет здравствуйте ли же вообще тоже также очень просто""".split()
+    пжл ок привет здравствуйте ли же вообще тоже также очень просто добрый подскажите
+    скажите спасибо извините здрасте блин короче типа чё че""".split()
 )
 _ZH_STOP = frozenset(
     """的 了 吗 呢 啊 吧 呀 嘛 哦 哈 么 我 你 您 他 她 它 们 我们 你们 是 在 有 和 与 就 都 也 还是 这 那 这个
     那个 一下 一个 个 请 请问 吧 啦 喔 嗯 什么 怎么 怎么样 为什么 为啥 咋 啥 能 能不能 可以 会 会不会 要
-    想 给 把 被 让 又 很 太""".split()
+    想 给 把 被 让 又 很 太 你好 您好 麻烦 谢谢 问下 问一下 想问 请教""".split()
 )
 # "还" (repay / still) and "不" carry meaning here and stay.
 
 _PUNCTUATION_CATEGORIES = ("P", "S")
 _WORD = re.compile(r"\w+")
+_CONTRACTION = re.compile(r"n['’]t\b")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
@@ -454,6 +458,8 @@ def normalize(text: str, locale: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     if locale == "ru":
         text = text.replace("ё", "е")
+    else:
+        text = _CONTRACTION.sub("nt", text)  # "can't" is written "cant" as often
     text = "".join(
         " " if unicodedata.category(char).startswith(_PUNCTUATION_CATEGORIES) and char != "_" else char
         for char in text
@@ -508,7 +514,11 @@ class _Analyzer:
     def tokens(self, normalized: str) -> list[str]:
         if self.chinese:
             return self._chinese_tokens(normalized)
-        return [self._stem(word) for word in _WORD.findall(normalized) if word not in self._stop]
+        return [
+            self._stem(word)
+            for word in _WORD.findall(normalized)
+            if word not in self._stop and not word.isdigit()
+        ]
 
     def _chinese_tokens(self, normalized: str) -> list[str]:
         tokens: list[str] = []
@@ -546,7 +556,9 @@ class Matcher:
 
     def __init__(self, base: KnowledgeBase, *, threshold: float | None = None) -> None:
         from rapidfuzz import fuzz, process
+        from rapidfuzz.distance import OSA
 
+        self._edits = OSA.distance
         self._fuzz = fuzz
         self._process = process
         self.base = base
@@ -601,7 +613,7 @@ class Matcher:
         corrected = None
         if len(token) >= TYPO_MIN_LENGTH and not token.isdigit() and not self._analyzer.chinese:
             found = self._process.extractOne(
-                token, self._vocabulary, scorer=self._fuzz.ratio, score_cutoff=TYPO_SIMILARITY
+                token, self._vocabulary, scorer=self._edits, score_cutoff=TYPO_EDITS
             )
             if found is not None:
                 corrected = found[0]
