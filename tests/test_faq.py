@@ -26,10 +26,16 @@ from bot.domain.faq import (
 )
 
 EVAL_DIR = Path(__file__).parent / "data"
+# Three evaluation sets per locale (tests/data/faq_<set>_<locale>.toml), each with questions labelled
+# with their entry and off-topic messages that must match nothing:
+# - tuning: written with the knowledge base; phrasings, synonyms, weights and thresholds were chosen
+#   on it;
+# - holdout: written by someone who had not seen the knowledge base; measured once, then used for
+#   tuning as well;
+# - unseen: written the same way and never used for tuning: its figures are the honest ones.
+EVALUATION_SETS = ("tuning", "holdout", "unseen")
 TARGET_ACCURACY = 0.90
 MAX_FALSE_MATCHES = 0.05
-# The accuracy every locale reaches today; a change that drops below it is a regression.
-ACCURACY_FLOOR = 0.83
 REQUIRED_TOPICS = (
     "balance_grew", "minimum_payment", "credit_record", "fee_waiver", "how_to_pay",
     "missed_installment", "change_plan", "is_it_the_bank", "stop_messages", "dispute",
@@ -235,13 +241,16 @@ def test_normalization():
     assert normalize("我逾期了３个月，会坐牢吗？", "zh_CN") == "我逾期了3个月 会坐牢吗"
 
 
-def evaluate(matcher: Matcher, locale: str) -> tuple[float, float, int, int, list[str]]:
-    data = tomllib.loads((EVAL_DIR / f"faq_eval_{locale}.toml").read_text(encoding="utf-8"))
-    questions, off_topic = data["questions"], data["off_topic"]
+def evaluation(name: str, locale: str) -> dict:
+    return tomllib.loads((EVAL_DIR / f"faq_{name}_{locale}.toml").read_text(encoding="utf-8"))
+
+
+def evaluate(matcher: Matcher, data: dict) -> tuple[float, float, list[str]]:
+    """Top-1 accuracy over the labelled questions, the share of off-topic messages matched, misses."""
     known = set(matcher.base.ids)
     misses = []
     correct = 0
-    for item in questions:
+    for item in data["questions"]:
         assert item["expected"] in known, item
         result = matcher.match(item["text"], verified=True)
         if result.best is not None and result.best.id == item["expected"]:
@@ -249,26 +258,35 @@ def evaluate(matcher: Matcher, locale: str) -> tuple[float, float, int, int, lis
         else:
             got = result.best.id if result.best else None
             misses.append(f"{item['text']!r}: expected {item['expected']}, got {got} ({result.score:.2f})")
-    false = sum(matcher.match(text, verified=True).best is not None for text in off_topic)
-    return correct / len(questions), false / len(off_topic), len(questions), len(off_topic), misses
+    for text in data["off_topic"]:
+        result = matcher.match(text, verified=True)
+        if result.best is not None:
+            misses.append(f"off-topic {text!r} matched {result.best.id} ({result.score:.2f})")
+    false = sum(line.startswith("off-topic") for line in misses)
+    return correct / len(data["questions"]), false / len(data["off_topic"]), misses
 
 
+@pytest.mark.parametrize("name", EVALUATION_SETS)
 @pytest.mark.parametrize("locale", LOCALES)
-def test_evaluation_files_are_large_enough(locale, bases):
-    data = tomllib.loads((EVAL_DIR / f"faq_eval_{locale}.toml").read_text(encoding="utf-8"))
+def test_evaluation_sets_are_large_and_not_copied(name, locale, bases):
+    data = evaluation(name, locale)
     assert len(data["questions"]) >= 60 and len(data["off_topic"]) >= 20
+    assert {item["expected"] for item in data["questions"]} == set(bases[locale].ids)
     own = {normalize(q, locale) for entry in bases[locale] for q in entry.questions}
     copied = [item["text"] for item in data["questions"] if normalize(item["text"], locale) in own]
     assert not copied, f"evaluation questions copied from the knowledge base: {copied}"
 
 
+@pytest.mark.parametrize("name", EVALUATION_SETS)
 @pytest.mark.parametrize("locale", LOCALES)
-def test_matching_quality(locale, matchers):
-    accuracy, false_rate, count, off_count, misses = evaluate(matchers[locale], locale)
+def test_matching_quality(name, locale, matchers):
+    data = evaluation(name, locale)
+    accuracy, false_rate, misses = evaluate(matchers[locale], data)
     figures = (
-        f"{locale}: top-1 accuracy {accuracy:.1%} over {count} questions (target {TARGET_ACCURACY:.0%}), "
-        f"off-topic false matches {false_rate:.1%} over {off_count} (target <= {MAX_FALSE_MATCHES:.0%})"
+        f"{locale} {name}: top-1 accuracy {accuracy:.1%} over {len(data['questions'])} questions "
+        f"(target {TARGET_ACCURACY:.0%}), off-topic false matches {false_rate:.1%} over "
+        f"{len(data['off_topic'])} (target <= {MAX_FALSE_MATCHES:.0%})"
     )
     print("\n" + figures + "".join(f"\n    miss {miss}" for miss in misses))
     assert false_rate <= MAX_FALSE_MATCHES, figures
-    assert accuracy >= ACCURACY_FLOOR, figures
+    assert accuracy >= TARGET_ACCURACY, figures

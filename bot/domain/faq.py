@@ -44,7 +44,7 @@ MAX_TITLE_LENGTH = 40
 MIN_QUESTIONS = 6
 MAX_QUESTIONS = 16
 _FILE_KEYS = ("vocabulary", "entries")
-_VOCABULARY_KEYS = ("synonyms", "words")
+_VOCABULARY_KEYS = ("synonyms", "weak", "words")
 _ENTRY_KEYS = ("id", "title", "questions", "answer", "needs_account", "buttons")
 _REQUIRED_KEYS = ("id", "title", "questions", "answer", "needs_account")
 _ID = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -57,9 +57,12 @@ _HTML_TAG = re.compile(r"<\s*/?\s*[A-Za-z][^<>]*>|&[A-Za-z]+;|&#\d+;")
 # used for choosing anything; tests/test_faq.py prints the figures of all three.
 MATCH_THRESHOLD = 0.42
 """A message whose best entry scores at least this is answered with that entry."""
-LOCALE_THRESHOLDS = {"zh_CN": 0.40, "ru": 0.40}
-"""Per-locale thresholds where the score distribution differs (characters and jieba words score
-differently from stems)."""
+EVIDENCE_THRESHOLD = 0.30
+STRONG_EVIDENCE = 1.9
+"""A message whose best entry shares this much with it (counted in words that only one entry uses)
+is answered from EVIDENCE_THRESHOLD up. A long message ("I owed 1,200 in March, now it says 1,310
+and I haven't used the card") scores low because most of its words are about other things, yet the
+few it shares with an entry are strong evidence; off-topic messages rarely share even two."""
 UNKNOWN_WORD_WEIGHT = 2.0
 """A word the knowledge base never uses weighs this many times the rarest known word."""
 QUERY_SHARE = 0.5
@@ -110,10 +113,13 @@ class Vocabulary:
 
     `synonyms`: groups of words that mean the same thing in every topic ("jail", "prison"); in the
     knowledge base and in messages alike every word of a group is read as the group's first word.
+    `weak`: everyday words ("today", "next") that help to tell topics apart but are no reason to
+    answer on their own: a message that shares only such words with its best entry is not answered.
     `words`: words the Chinese segmenter must keep whole ("违约金").
     """
 
     synonyms: tuple[tuple[str, ...], ...] = ()
+    weak: tuple[str, ...] = ()
     words: tuple[str, ...] = ()
 
 
@@ -269,17 +275,17 @@ def _parse_vocabulary(raw: Any, locale: str, where: str) -> tuple[Vocabulary, li
                     f"{where}: synonyms[{number}]: {word!r} is already in synonyms[{seen[key]}]"
                 )
             seen.setdefault(key, number)
-    words = raw.get("words", [])
-    if not (isinstance(words, list) and all(isinstance(word, str) and word.strip() for word in words)):
-        problems.append(f"{where}: words: must be a list of words")
-        words = []
+    lists = {}
+    for key in ("weak", "words"):
+        words = raw.get(key, [])
+        if not (isinstance(words, list) and all(isinstance(word, str) and word.strip() for word in words)):
+            problems.append(f"{where}: {key}: must be a list of words")
+            words = []
+        lists[key] = tuple(word.strip() for word in words)
     if problems:
         return Vocabulary(), problems
     return (
-        Vocabulary(
-            synonyms=tuple(tuple(word.strip() for word in group) for group in groups),
-            words=tuple(word.strip() for word in words),
-        ),
+        Vocabulary(synonyms=tuple(tuple(word.strip() for word in group) for group in groups), **lists),
         problems,
     )
 
@@ -499,6 +505,15 @@ class _Analyzer:
                 if self.chinese:
                     self._jieba.add_word(word)
                 self._synonyms[self._plain_stem(word)] = canonical
+        if self.chinese:
+            for word in vocabulary.weak:
+                self._jieba.add_word(word)
+        self.weak = frozenset(self._token(word) for word in vocabulary.weak)
+
+    def _token(self, word: str) -> str:
+        """The token a single word is read as."""
+        word = normalize(word, self.locale)
+        return self._synonyms.get(word, word) if self.chinese else self._stem(word)
 
     def _plain_stem(self, word: str) -> str:
         word = normalize(word, self.locale)
@@ -565,7 +580,7 @@ class Matcher:
         self._process = process
         self.base = base
         self.locale = base.locale
-        self.threshold = LOCALE_THRESHOLDS.get(base.locale, MATCH_THRESHOLD) if threshold is None else threshold
+        self.threshold = MATCH_THRESHOLD if threshold is None else threshold
         self._analyzer = _Analyzer(base.locale, base.vocabulary)
         texts: list[tuple[int, str]] = []
         for index, entry in enumerate(base.entries):
@@ -583,7 +598,8 @@ class Matcher:
                 document_frequency[token] = document_frequency.get(token, 0) + 1
         count = max(len(base.entries), 1)
         self._idf = {token: math.log(1 + count / df) for token, df in document_frequency.items()}
-        self._unknown_idf = UNKNOWN_WORD_WEIGHT * math.log(1 + count)
+        self._specific_weight = math.log(1 + count)  # the weight of a word only one entry uses
+        self._unknown_idf = UNKNOWN_WORD_WEIGHT * self._specific_weight
         # words of the answer count towards an entry's coverage, not towards its phrasings
         for index, entry in enumerate(base.entries):
             words = self._analyzer.tokens(normalize(_PLACEHOLDER.sub(" ", entry.answer), self.locale))
@@ -636,9 +652,17 @@ class Matcher:
 
     def scores(self, text: str) -> list[tuple[Entry, float]]:
         """Every entry with its score (0..1), best first."""
+        return [(entry, score) for entry, score, _evidence in self._rank(text)]
+
+    def _rank(self, text: str) -> list[tuple[Entry, float, float]]:
+        """Every entry with its score and the evidence for it, best first.
+
+        The evidence is what the message shares with the entry, counted in words only one entry uses
+        (see STRONG_EVIDENCE); it is -1 when the message shares nothing with the entry but weak words.
+        """
         normalized = normalize(text, self.locale)
         if not normalized:
-            return [(entry, 0.0) for entry in self.base.entries]
+            return [(entry, 0.0, 0.0) for entry in self.base.entries]
         weights, raw_tokens = self._query_tokens(normalized)
         query_weight = sum(weights.values()) or 1.0
         best_overlap = [0.0] * len(self.base.entries)
@@ -660,6 +684,18 @@ class Matcher:
             sum(weight for token, weight in weights.items() if token in vocabulary) / query_weight
             for vocabulary in self._entry_vocabulary
         ]
+        # Chinese single characters repeat their word's evidence and do not count twice
+        evidence = [
+            sum(weight for token, weight in weights.items() if token in vocabulary and token[0] != "#")
+            / self._specific_weight
+            for vocabulary in self._entry_vocabulary
+        ]
+        weak = self._analyzer.weak
+        only_weak = [
+            bool(shared) and shared <= weak
+            for shared in ({token for token in weights if token in vocabulary and token[0] != "#"}
+                           for vocabulary in self._entry_vocabulary)
+        ]
         best_fuzzy = [0.0] * len(self.base.entries)
         query_fuzzy = self._analyzer.fuzzy_form(normalized, [t for t in raw_tokens])
         if query_fuzzy:
@@ -677,18 +713,22 @@ class Matcher:
                 OVERLAP_WEIGHT * best_overlap[index]
                 + COVERAGE_WEIGHT * coverage[index]
                 + FUZZY_WEIGHT * best_fuzzy[index],
+                -1.0 if only_weak[index] else evidence[index],
             )
             for index, entry in enumerate(self.base.entries)
         ]
-        results.sort(key=lambda pair: pair[1], reverse=True)
+        results.sort(key=lambda scored: scored[1], reverse=True)
         return results
 
     def match(self, text: str, *, verified: bool = False) -> MatchResult:
         """The best entry for `text` (or None below the threshold), the closest topics, and flags."""
-        ranked = self.scores(text)
-        top, score = ranked[0] if ranked else (None, 0.0)
-        candidates = ranked[:CANDIDATE_COUNT]
-        if top is None or score < self.threshold:
+        ranked = self._rank(text)
+        top, score, evidence = ranked[0] if ranked else (None, 0.0, 0.0)
+        candidates = [(entry, entry_score) for entry, entry_score, _ in ranked[:CANDIDATE_COUNT]]
+        answered = evidence >= 0 and (
+            score >= self.threshold or (score >= EVIDENCE_THRESHOLD and evidence >= STRONG_EVIDENCE)
+        )
+        if top is None or not answered:
             return MatchResult(best=None, score=score, candidates=candidates)
         return MatchResult(
             best=top,
