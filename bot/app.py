@@ -24,7 +24,7 @@ from bot.clock import Clock
 from bot.db import create_engine, create_schema, create_session_factory
 from bot.db.fsm_storage import SQLAlchemyStorage
 from bot.desk import Desk
-from bot.domain.faq import load_knowledge_base
+from bot.domain.faq import matcher_for
 from bot.domain.policy import Policy, load_policy
 from bot.i18n import ChatLocaleMiddleware, create_i18n
 from bot.middlewares import UpdateContextMiddleware, UpdatesInFlight
@@ -147,7 +147,8 @@ async def create_app(settings: Settings, *, clock: Clock | None = None, token: s
     """Build everything the bot needs; the caller runs polling and closes the app."""
     clock = clock or Clock()
     policy = load_policy(settings.policy_file)
-    load_knowledge_base()
+    for locale in SUPPORTED_LOCALES:  # validates the bank's files; the first question does not wait
+        matcher_for(locale)
     engine = create_engine(settings.database_url)
     await create_schema(engine)
     session_factory = create_session_factory(engine)
