@@ -1,12 +1,14 @@
-"""Command line: `python -m bot run | sandbox | import-accounts FILE | import-payments FILE | export-case N | demo-data | calc`."""
+"""Command line: `python -m bot run | sandbox | import-accounts FILE | import-payments FILE | export-case N | faq-review | demo-data | calc`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     payments.add_argument("file", type=Path)
     export = commands.add_parser("export-case", help="print a case's full transcript")
     export.add_argument("case_id", type=int)
+    review = commands.add_parser(
+        "faq-review", help="print the questions the knowledge base was not sure about (CSV), with the topic picked next"
+    )
+    review.add_argument("--since", type=date.fromisoformat, help="only questions from this day on (YYYY-MM-DD)")
     commands.add_parser("demo-data", help="load the demo accounts (idempotent)")
     add_calc_parser(commands)
     return parser
@@ -136,6 +142,24 @@ async def export_case(settings: Settings, arguments: argparse.Namespace) -> int:
     return 0
 
 
+async def faq_review(settings: Settings, arguments: argparse.Namespace) -> int:
+    from bot.services.faq_review import questions_to_review
+
+    since = datetime.combine(arguments.since, time(), tzinfo=timezone.utc) if arguments.since else None
+
+    async def review(sessions: async_sessionmaker[AsyncSession]) -> list:
+        async with sessions() as session:
+            return await questions_to_review(session, since)
+
+    writer = csv.writer(sys.stdout)
+    writer.writerow(["at", "locale", "question", "offered", "chosen"])
+    for question in await with_database(settings, review):
+        writer.writerow(
+            [question.at.isoformat(), question.locale, question.text, " ".join(question.offered), question.chosen or ""]
+        )
+    return 0
+
+
 async def demo_data(settings: Settings, _arguments: argparse.Namespace) -> int:
     from bot.services.demo import load_demo_data
 
@@ -150,6 +174,7 @@ COMMANDS = {
     "import-accounts": import_accounts_command,
     "import-payments": import_payments_command,
     "export-case": export_case,
+    "faq-review": faq_review,
     "demo-data": demo_data,
     "calc": calc_command,
 }

@@ -46,6 +46,7 @@ class UpdateContextMiddleware(BaseMiddleware):
         async with self.session_factory() as session:
             verification = VerificationService(session, self.rules, self.clock)
             data["db"] = session
+            data["audit"] = self.audit
             data["verification"] = verification
             data["arrangements"] = ArrangementService(session, self.policy, self.clock)
             data["cases"] = cases = CaseService(session, self.clock)

@@ -19,6 +19,8 @@ from bot.domain.faq import Entry, MatchResult, faq_topics, knowledge_base, match
 from bot.domain.policy import Policy
 from bot.formatting import day, money
 from bot.services.arrangements import ArrangementService
+from bot.services.audit import AuditTrail
+from bot.services.faq_review import record_feedback, record_question, record_topic
 from bot.settings import Settings
 from handlers.balance import add_years
 from handlers.fallback import LONGEST_TEXT_READ
@@ -95,13 +97,22 @@ def answer_keyboard(entry: Entry, account: Account | None, settings: Settings) -
 
 
 async def question_answered(
-    message: Message, match: MatchResult, account: Account | None, state: FSMContext, arrangements: ArrangementService, policy: Policy, settings: Settings
+    message: Message,
+    match: MatchResult,
+    account: Account | None,
+    state: FSMContext,
+    arrangements: ArrangementService,
+    policy: Policy,
+    settings: Settings,
+    audit: AuditTrail,
 ) -> None:
     assert match.best is not None
+    await record_question(audit, message.chat.id, reader_locale(), message.text or "", match)
     await answer_entry(message, match.best, account, state, arrangements, policy, settings)
 
 
-async def not_sure(message: Message, match: MatchResult) -> None:
+async def not_sure(message: Message, match: MatchResult, audit: AuditTrail) -> None:
+    await record_question(audit, message.chat.id, reader_locale(), message.text or "", match)
     builder = InlineKeyboardBuilder()
     for entry, _score in match.candidates[:3]:
         builder.button(text=entry.title, callback_data=FaqTopic(entry=entry.id))
@@ -128,17 +139,22 @@ async def topic_chosen(
     policy: Policy,
     settings: Settings,
     callback_answer: CallbackAnswer,
+    audit: AuditTrail,
 ) -> None:
     entry = knowledge_base(reader_locale()).get(callback_data.entry)
     if entry is None or not isinstance(query.message, Message):
         callback_answer.text = _("This button is no longer active.")
         return
+    await record_topic(audit, query.message.chat.id, reader_locale(), entry.id)
     await answer_entry(query.message, entry, account, state, arrangements, policy, settings)
 
 
-async def feedback(query: CallbackQuery, callback_data: FaqFeedback, callback_answer: CallbackAnswer) -> None:
+async def feedback(
+    query: CallbackQuery, callback_data: FaqFeedback, callback_answer: CallbackAnswer, audit: AuditTrail
+) -> None:
     callback_answer.text = _("Thank you!")
     if isinstance(query.message, Message):
+        await record_feedback(audit, query.message.chat.id, callback_data.entry, callback_data.helpful)
         await query.message.edit_reply_markup(reply_markup=None)
 
 

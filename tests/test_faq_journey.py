@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import csv
+import io
+import os
+import sys
 
+import pytest
+from sqlalchemy import select
+
+from bot.db.models import AuditEvent
+from bot.domain.faq import faq_topics
+from bot.services.faq_review import questions_to_review
 from bot.telegram_fake import ChatClient
 from tests.conftest import BotHarness, make_account
 
@@ -72,3 +82,41 @@ async def test_faq_lists_topics_in_every_state(bank: BotHarness) -> None:
     answer = await cardholder.press_on(topics[-1], topics[-1].labels[0])
     assert answer[-1].text
     assert not bank.fake.unanswered_callbacks()
+
+
+async def test_questions_not_understood_are_kept_for_review_with_the_topic_picked(
+    bank: BotHarness, database_url: str
+) -> None:
+    cardholder = bank.cardholder(phone=PHONE)
+    await verify(cardholder, "en")
+    await cardholder.send(IS_IT_THE_BANK["en"])
+    call = "my nephew says +8613800138000 keeps ringing, what about the thing with the stuff"
+    answer = await cardholder.send(call)
+    assert "not sure I understood" in answer[-1].text
+    picked = answer[-1].labels[1]
+    await cardholder.press_on(answer[-1], picked)
+    await cardholder.send("and what about the other thing")
+
+    async with bank.session_factory() as session:
+        review = await questions_to_review(session)
+        kinds = (await session.scalars(select(AuditEvent.kind).where(AuditEvent.direction == "decision"))).all()
+    assert kinds == ["faq_answered", "faq_not_sure", "faq_topic", "faq_not_sure"]
+    first, second = review
+    assert first.text.startswith("my nephew says +***********00 keeps ringing"), "the phone is masked"
+    assert first.locale == "en" and len(first.offered) == 3
+    titles = {entry.id: entry.title for entry in faq_topics("en")}
+    assert titles[first.chosen] == picked
+    assert second.text == "and what about the other thing" and second.chosen is None
+
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bot", "faq-review", "--since", bank.clock.now().date().isoformat()),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={"DATABASE_URL": database_url, "PATH": os.environ["PATH"]},
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    rows = list(csv.reader(io.StringIO(out.decode())))
+    assert rows[0] == ["at", "locale", "question", "offered", "chosen"]
+    assert [row[2] for row in rows[1:]] == [first.text, second.text]
+    assert rows[1][4] == first.chosen and rows[2][4] == ""
