@@ -302,3 +302,16 @@ def test_matching_quality(name, locale, matchers):
     print("\n" + figures + "".join(f"\n    miss {miss}" for miss in misses))
     assert false_rate <= MAX_FALSE_MATCHES, figures
     assert accuracy >= BELOW_TARGET.get((name, locale), TARGET_ACCURACY), figures
+
+
+def test_weak_words_never_answer_alone(matchers):
+    assert matchers["en"].match("how r u today").best is None
+    assert matchers["en"].match("what if I pay it all off today").best.id == "pay_in_full_today"
+    assert matchers["ru"].match("привет, как дела").best is None
+
+
+def test_a_long_message_is_answered_on_strong_evidence(matchers):
+    text = "The amount went up again from 1,240 to 1,310 and I haven't spent anything. Where is that coming from?"
+    result = matchers["en"].match(text)
+    assert result.score < matchers["en"].threshold
+    assert result.best is not None and result.best.id == "balance_grew"

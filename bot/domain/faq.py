@@ -1,13 +1,15 @@
 """Questions and answers: the bank's knowledge base (one TOML file per locale) and the matcher.
 
-The bank edits `bot/data/faq/<locale>.toml` without touching code. `load_knowledge_base` reads every
-locale, validates each entry and reports every mistake with its file and key (`FaqError`).
+The bank edits `bot/data/faq/<locale>.toml` without touching code: the entries, and the locale's
+vocabulary (synonyms, weak words, words to keep whole). `load_knowledge_base` reads every locale,
+validates it and reports every mistake with its file and key (`FaqError`).
 
 A `Matcher` is built once per locale: it precomputes the normalized, stemmed (en, ru) or segmented
 (zh) forms of every way of asking, their token sets and an inverted index with IDF weights.
 `Matcher.match(text)` scores a free-text message against every entry by combining weighted token
-overlap with fuzzy string similarity, and returns the best entry above `MATCH_THRESHOLD` (or nothing)
-with the three closest topics for an "I'm not sure I understood" answer. Messages that must go to a
+overlap with fuzzy string similarity. It answers with the best entry when the score reaches
+`MATCH_THRESHOLD`, or `EVIDENCE_THRESHOLD` for a message with `STRONG_EVIDENCE`, and never on weak
+words alone; otherwise it offers the three closest topics for an "I'm not sure I understood" answer. Messages that must go to a
 person (hardship, dispute, anger, asking for a person) are caught before matching, by the policy's
 handoff words.
 
@@ -705,7 +707,7 @@ class Matcher:
                            for vocabulary in self._entry_vocabulary)
         ]
         best_fuzzy = [0.0] * len(self.base.entries)
-        query_fuzzy = self._analyzer.fuzzy_form(normalized, [t for t in raw_tokens])
+        query_fuzzy = self._analyzer.fuzzy_form(normalized, raw_tokens)
         if query_fuzzy:
             found = self._process.extract(
                 query_fuzzy, self._fuzzy_choices, scorer=self._fuzz.ratio, limit=None
