@@ -27,23 +27,17 @@ from bot.domain.faq import (
 )
 
 EVAL_DIR = Path(__file__).parent / "data"
-# Four evaluation sets per locale (tests/data/faq_<set>_<locale>.toml), each with questions labelled
-# with their entry and off-topic messages that must match nothing. Only the first was written with
-# the knowledge base at hand; the others were written from a list of the topics alone, and questions
-# that came out word for word as a knowledge-base phrasing were removed.
-# - tuning: phrasings, synonyms, weights and thresholds were chosen on it;
-# - holdout, unseen: each measured once, then used for tuning as well;
-# - final: written last and not tuned on; its figures are the ones to quote.
-EVALUATION_SETS = ("tuning", "holdout", "unseen", "final")
+# Evaluation sets per locale (tests/data/faq_<set>_<locale>.toml), each with questions labelled with
+# their entry and off-topic messages that must match nothing. `tuning` was written with the knowledge
+# base at hand. The `blind` sets were written in turn, each by someone who saw only a one-line
+# description of each topic, never the knowledge base or another set; questions that came out word
+# for word as a knowledge-base phrasing were removed. Each blind set was measured once on arrival and
+# then, all but the last, used for tuning: the last one's figures are the ones to quote.
+EVALUATION_SETS = ("tuning", "blind1", "blind2", "blind3", "blind4")
 TARGET_ACCURACY = 0.90
 MAX_FALSE_MATCHES = 0.05
 # Sets on which a locale stays below the target: the level reached, guarded against regressions.
-BELOW_TARGET = {
-    ("unseen", "ru"): 0.88,
-    ("unseen", "zh_CN"): 0.87,
-    ("final", "en"): 0.89,
-    ("final", "zh_CN"): 0.82,
-}
+BELOW_TARGET = {("blind4", "ru"): 0.78, ("blind4", "zh_CN"): 0.89}
 REQUIRED_TOPICS = (
     "balance_grew", "minimum_payment", "credit_record", "fee_waiver", "how_to_pay",
     "missed_installment", "change_plan", "is_it_the_bank", "stop_messages", "dispute",

@@ -53,10 +53,9 @@ _ID = re.compile(r"[a-z][a-z0-9_]*\Z")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _HTML_TAG = re.compile(r"<\s*/?\s*[A-Za-z][^<>]*>|&[A-Za-z]+;|&#\d+;")
 
-# Matching. Weights and thresholds were chosen on the tuning and holdout evaluation sets
-# (tests/data/faq_tuning_<locale>.toml, faq_holdout_<locale>.toml): the lowest threshold at which
-# at most 5 % of their off-topic messages match. The unseen set (faq_unseen_<locale>.toml) was not
-# used for choosing anything; tests/test_faq.py prints the figures of all three.
+# Matching. Weights and thresholds were chosen on the evaluation sets tests/data/faq_*_<locale>.toml
+# (tests/test_faq.py says which were tuned on and prints the figures of each): the lowest thresholds
+# at which at most 5 % of their off-topic messages match.
 MATCH_THRESHOLD = 0.42
 """A message whose best entry scores at least this is answered with that entry."""
 EVIDENCE_THRESHOLD = 0.30
