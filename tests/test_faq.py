@@ -37,7 +37,7 @@ EVALUATION_SETS = ("tuning", "blind1", "blind2", "blind3", "blind4")
 TARGET_ACCURACY = 0.90
 MAX_FALSE_MATCHES = 0.05
 # Sets on which a locale stays below the target: the level reached, guarded against regressions.
-BELOW_TARGET = {("blind4", "ru"): 0.78, ("blind4", "zh_CN"): 0.89}
+BELOW_TARGET: dict[tuple[str, str], float] = {}
 REQUIRED_TOPICS = (
     "balance_grew", "minimum_payment", "credit_record", "fee_waiver", "how_to_pay",
     "missed_installment", "change_plan", "is_it_the_bank", "stop_messages", "dispute",
