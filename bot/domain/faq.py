@@ -441,7 +441,7 @@ _EN_STOP = frozenset(
     there here what whats wat which who whom whose when where why how all any some each much many
     most other such own same only now get got gonna wanna gotta im ive id arent wasnt r s t d ll m
     re ve no yes thanks thank thx dear sir madam guys
-    morning afternoon evening um uh hmm well actually really wondering""".split()
+    morning afternoon evening um uh hmm well actually really wondering cool great alright sure""".split()
 )
 _RU_STOP = frozenset(
     """а и в во на с со к ко о об от до по за из у же ли бы то это этот эта эти этого этой что чтобы
@@ -449,7 +449,7 @@ _RU_STOP = frozenset(
     какой какая какое какие каких вам ваш ваша ваше ваши мою моих моего моем моём он она оно они его ее её их нас нам мы наш да нет не ни ну вот уже ещё еще
     был была были быть будет буду есть или но если для при без над под про через пожалуйста плиз
     пжл ок привет здравствуйте ли же вообще тоже также очень просто добрый подскажите
-    скажите спасибо извините здрасте блин короче типа чё че""".split()
+    скажите спасибо большое извините здрасте блин короче типа чё че понял поняла ясно ладно хорошо""".split()
 )
 _ZH_STOP = frozenset(
     """的 了 吗 呢 啊 吧 呀 嘛 哦 哈 么 我 你 您 他 她 它 们 我们 你们 是 在 有 和 与 就 都 也 还是 这 那 这个
@@ -634,11 +634,14 @@ class Matcher:
             return self._corrections[token]
         corrected = None
         if len(token) >= TYPO_MIN_LENGTH and not token.isdigit() and not self._analyzer.chinese:
-            found = self._process.extractOne(
-                token, self._vocabulary, scorer=self._edits, score_cutoff=TYPO_EDITS
+            found = self._process.extract(
+                token, self._vocabulary, scorer=self._edits, score_cutoff=TYPO_EDITS, limit=None
             )
-            if found is not None:
-                corrected = found[0]
+            # people drop and swap letters more often than they add them: "debit" is not "debt"
+            for known, _distance, _position in found:
+                if len(known) >= len(token):
+                    corrected = known
+                    break
         if len(self._corrections) < 10_000:
             self._corrections[token] = corrected
         return corrected
