@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,11 +34,13 @@ EVAL_DIR = Path(__file__).parent / "data"
 # description of each topic, never the knowledge base or another set; questions that came out word
 # for word as a knowledge-base phrasing were removed. Each blind set was measured once on arrival and
 # then, all but the last, used for tuning: the last one's figures are the ones to quote.
-EVALUATION_SETS = ("tuning", "blind1", "blind2", "blind3", "blind4")
+EVALUATION_SETS = ("tuning", *(f"blind{number}" for number in range(1, 8)))
 TARGET_ACCURACY = 0.90
 MAX_FALSE_MATCHES = 0.05
 # Sets on which a locale stays below the target: the level reached, guarded against regressions.
 BELOW_TARGET: dict[tuple[str, str], float] = {}
+FALSE_MATCHES_ABOVE_TARGET: dict[tuple[str, str], float] = {}
+OTHER_SERVICES = "other_services"
 REQUIRED_TOPICS = (
     "balance_grew", "minimum_payment", "credit_record", "fee_waiver", "how_to_pay",
     "missed_installment", "change_plan", "is_it_the_bank", "stop_messages", "dispute",
@@ -247,12 +250,22 @@ def evaluation(name: str, locale: str) -> dict:
     return tomllib.loads((EVAL_DIR / f"faq_{name}_{locale}.toml").read_text(encoding="utf-8"))
 
 
-def evaluate(matcher: Matcher, data: dict) -> tuple[float, float, float, list[str]]:
-    """Top-1 accuracy over the labelled questions, how often the expected entry is among the closest
-    topics offered, the share of off-topic messages matched, and the misses."""
+@dataclass
+class Quality:
+    accuracy: float
+    offered: float
+    """How often the expected entry is among the closest topics an "I'm not sure" answer offers."""
+    false_matches: float
+    """Off-topic messages answered from a collections topic."""
+    redirected: float
+    """Off-topic messages answered with OTHER_SERVICES: "for that, use the app or call the bank"."""
+    misses: list[str]
+
+
+def evaluate(matcher: Matcher, data: dict) -> Quality:
     known = set(matcher.base.ids)
     misses = []
-    correct = offered = 0
+    correct = offered = false = redirected = 0
     for item in data["questions"]:
         assert item["expected"] in known, item
         result = matcher.match(item["text"], verified=True)
@@ -264,11 +277,15 @@ def evaluate(matcher: Matcher, data: dict) -> tuple[float, float, float, list[st
             misses.append(f"{item['text']!r}: expected {item['expected']}, got {got} ({result.score:.2f})")
     for text in data["off_topic"]:
         result = matcher.match(text, verified=True)
-        if result.best is not None:
+        if result.best is None:
+            continue
+        if result.best.id == OTHER_SERVICES:
+            redirected += 1
+        else:
+            false += 1
             misses.append(f"off-topic {text!r} matched {result.best.id} ({result.score:.2f})")
-    false = sum(line.startswith("off-topic") for line in misses)
-    count = len(data["questions"])
-    return correct / count, offered / count, false / len(data["off_topic"]), misses
+    count, off = len(data["questions"]), len(data["off_topic"])
+    return Quality(correct / count, offered / count, false / off, redirected / off, misses)
 
 
 @pytest.mark.parametrize("name", EVALUATION_SETS)
@@ -276,7 +293,7 @@ def evaluate(matcher: Matcher, data: dict) -> tuple[float, float, float, list[st
 def test_evaluation_sets_are_large_and_not_copied(name, locale, bases):
     data = evaluation(name, locale)
     assert len(data["questions"]) >= 60 and len(data["off_topic"]) >= 20
-    assert {item["expected"] for item in data["questions"]} == set(bases[locale].ids)
+    assert {item["expected"] for item in data["questions"]} == set(bases[locale].ids) - {OTHER_SERVICES}
     own = {normalize(q, locale) for entry in bases[locale] for q in entry.questions}
     copied = [item["text"] for item in data["questions"] if normalize(item["text"], locale) in own]
     assert not copied, f"evaluation questions copied from the knowledge base: {copied}"
@@ -286,16 +303,16 @@ def test_evaluation_sets_are_large_and_not_copied(name, locale, bases):
 @pytest.mark.parametrize("locale", LOCALES)
 def test_matching_quality(name, locale, matchers):
     data = evaluation(name, locale)
-    accuracy, offered, false_rate, misses = evaluate(matchers[locale], data)
+    quality = evaluate(matchers[locale], data)
     figures = (
-        f"{locale} {name}: top-1 accuracy {accuracy:.1%} over {len(data['questions'])} questions "
-        f"(target {TARGET_ACCURACY:.0%}; among the {CANDIDATE_COUNT} closest topics {offered:.1%}), "
-        f"off-topic false matches {false_rate:.1%} over "
-        f"{len(data['off_topic'])} (target <= {MAX_FALSE_MATCHES:.0%})"
+        f"{locale} {name}: top-1 accuracy {quality.accuracy:.1%} over {len(data['questions'])} questions "
+        f"(target {TARGET_ACCURACY:.0%}; among the {CANDIDATE_COUNT} closest topics {quality.offered:.1%}); "
+        f"off-topic over {len(data['off_topic'])}: false matches {quality.false_matches:.1%} "
+        f"(target <= {MAX_FALSE_MATCHES:.0%}), sent to other services {quality.redirected:.1%}"
     )
-    print("\n" + figures + "".join(f"\n    miss {miss}" for miss in misses))
-    assert false_rate <= MAX_FALSE_MATCHES, figures
-    assert accuracy >= BELOW_TARGET.get((name, locale), TARGET_ACCURACY), figures
+    print("\n" + figures + "".join(f"\n    miss {miss}" for miss in quality.misses))
+    assert quality.false_matches <= FALSE_MATCHES_ABOVE_TARGET.get((name, locale), MAX_FALSE_MATCHES), figures
+    assert quality.accuracy >= BELOW_TARGET.get((name, locale), TARGET_ACCURACY), figures
 
 
 def test_weak_words_never_answer_alone(matchers):
