@@ -34,13 +34,20 @@ EVAL_DIR = Path(__file__).parent / "data"
 # description of each topic, never the knowledge base or another set; questions that came out word
 # for word as a knowledge-base phrasing were removed. Each blind set was measured once on arrival and
 # then, all but the last, used for tuning: the last one's figures are the ones to quote.
-EVALUATION_SETS = ("tuning", *(f"blind{number}" for number in range(1, 8)))
+EVALUATION_SETS = ("tuning", *(f"blind{number}" for number in range(1, 9)))
 TARGET_ACCURACY = 0.90
 MAX_FALSE_MATCHES = 0.05
-# Sets on which a locale stays below the target: the level reached, guarded against regressions.
-BELOW_TARGET: dict[tuple[str, str], float] = {}
-FALSE_MATCHES_ABOVE_TARGET: dict[tuple[str, str], float] = {}
+# Where a locale misses a target on a set: the level reached, guarded against regressions.
+BELOW_TARGET = {("blind5", "zh_CN"): 0.83, ("blind6", "zh_CN"): 0.88, ("blind8", "zh_CN"): 0.82}
+FALSE_MATCHES_ABOVE_TARGET = {
+    ("blind7", "en"): 0.08,
+    ("blind8", "en"): 0.16,
+    ("blind7", "ru"): 0.12,
+    ("blind8", "ru"): 0.08,
+}
 OTHER_SERVICES = "other_services"
+"""The topic that sends banking questions outside collections (savings, PINs, transfers) to the bank's
+own channels: an off-topic message answered with it is counted apart, not as a false match."""
 REQUIRED_TOPICS = (
     "balance_grew", "minimum_payment", "credit_record", "fee_waiver", "how_to_pay",
     "missed_installment", "change_plan", "is_it_the_bank", "stop_messages", "dispute",
