@@ -33,12 +33,22 @@ EVAL_DIR = Path(__file__).parent / "data"
 # base at hand. The `blind` sets were written in turn, each by someone who saw only a one-line
 # description of each topic, never the knowledge base or another set; questions that came out word
 # for word as a knowledge-base phrasing were removed. Each blind set was measured once on arrival and
-# then, all but the last, used for tuning: the last one's figures are the ones to quote.
+# then, up to the seventh, used for tuning: the eighth and ninth were not tuned on.
 EVALUATION_SETS = ("tuning", *(f"blind{number}" for number in range(1, 9)))
+EVALUATIONS = [
+    *((name, locale) for name in EVALUATION_SETS for locale in LOCALES),
+    ("blind9", "ru"),  # the ninth set has no English part
+    ("blind9", "zh_CN"),
+]
 TARGET_ACCURACY = 0.90
 MAX_FALSE_MATCHES = 0.05
 # Where a locale misses a target on a set: the level reached, guarded against regressions.
-BELOW_TARGET = {("blind5", "zh_CN"): 0.83, ("blind6", "zh_CN"): 0.88, ("blind8", "zh_CN"): 0.82}
+BELOW_TARGET = {
+    ("blind5", "zh_CN"): 0.83,
+    ("blind6", "zh_CN"): 0.88,
+    ("blind8", "zh_CN"): 0.82,
+    ("blind9", "zh_CN"): 0.88,
+}
 FALSE_MATCHES_ABOVE_TARGET = {
     ("blind7", "en"): 0.08,
     ("blind8", "en"): 0.16,
@@ -295,8 +305,7 @@ def evaluate(matcher: Matcher, data: dict) -> Quality:
     return Quality(correct / count, offered / count, false / off, redirected / off, misses)
 
 
-@pytest.mark.parametrize("name", EVALUATION_SETS)
-@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize(("name", "locale"), EVALUATIONS)
 def test_evaluation_sets_are_large_and_not_copied(name, locale, bases):
     data = evaluation(name, locale)
     assert len(data["questions"]) >= 60 and len(data["off_topic"]) >= 20
@@ -306,8 +315,7 @@ def test_evaluation_sets_are_large_and_not_copied(name, locale, bases):
     assert not copied, f"evaluation questions copied from the knowledge base: {copied}"
 
 
-@pytest.mark.parametrize("name", EVALUATION_SETS)
-@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize(("name", "locale"), EVALUATIONS)
 def test_matching_quality(name, locale, matchers):
     data = evaluation(name, locale)
     quality = evaluate(matchers[locale], data)
