@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from html import escape
+from typing import Any
 
 from datetime import date, timedelta
 from decimal import Decimal
@@ -217,6 +220,25 @@ def arrangement_text(current: CurrentArrangement, locale: str) -> str:
 # -- handlers ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Settling:
+    """What a handler negotiating one verified account's debt works with, for one update."""
+
+    account: Account
+    arrangements: ArrangementService
+    cases: CaseService
+    desk: Desk | None
+    policy: Policy
+
+
+async def add_settling(
+    handler: Callable[[Any, dict[str, Any]], Awaitable[Any]], event: Any, data: dict[str, Any]
+) -> Any:
+    """Gives this router's handlers `settling` (they only run for a verified chat)."""
+    data["settling"] = Settling(data["account"], data["arrangements"], data["cases"], data.get("desk"), data["policy"])
+    return await handler(event, data)
+
+
 async def show_plans(message: Message, state: FSMContext, account: Account, arrangements: ArrangementService, settings: Settings) -> None:
     await state.set_state(None)
     menu = await arrangements.menu(account, message.chat.id)
@@ -339,20 +361,12 @@ async def read_amount(message: Message, account: Account, example: Decimal) -> D
         return None
 
 
-async def budget_typed(
-    message: Message,
-    state: FSMContext,
-    account: Account,
-    arrangements: ArrangementService,
-    cases: CaseService,
-    desk: Desk | None,
-    policy: Policy,
-) -> None:
-    per_month = await read_amount(message, account, example=Decimal(1500))
+async def budget_typed(message: Message, state: FSMContext, settling: Settling) -> None:
+    per_month = await read_amount(message, settling.account, example=Decimal(1500))
     if per_month is None:
         return
     await state.set_state(None)
-    await answer_budget(message, per_month, account, arrangements, cases, desk, policy)
+    await answer_budget(message, per_month, settling)
 
 
 class SaysMonthlyBudget(Filter):
@@ -363,20 +377,13 @@ class SaysMonthlyBudget(Filter):
         return {"per_month": per_month} if per_month is not None else False
 
 
-async def answer_budget(
-    message: Message,
-    per_month: Decimal,
-    account: Account,
-    arrangements: ArrangementService,
-    cases: CaseService,
-    desk: Desk | None,
-    policy: Policy,
-) -> None:
+async def answer_budget(message: Message, per_month: Decimal, settling: Settling) -> None:
     """The shortest plan that fits what the cardholder can pay, or a counter-offer and a person.
 
     Also the handler for free text such as "I can pay 1,500 a month" (`SaysMonthlyBudget` gives
     `per_month`).
     """
+    account, arrangements = settling.account, settling.arrangements
     answer = await arrangements.for_budget(account, per_month, message.chat.id)
     if answer.proposal is not None:
         await message.answer(
@@ -411,27 +418,30 @@ async def answer_budget(
     plan = negotiation.agent_plan
     if plan is None and negotiation.reason in (OfferReason.NO_TERM_FITS, OfferReason.BELOW_MINIMUM_INSTALLMENT):
         plan = arrangements.longest_plan(account)
-    if plan is not None and desk is not None:
+    if plan is not None and settling.desk is not None:
         proposal = await arrangements.plan_for_approval(account, plan, message.chat.id)
-        await ask_for_approval(message, account, proposal, cases, desk, policy)
+        await ask_for_approval(message, proposal, settling, settling.desk)
 
 
-async def ask_waiver(
-    query: CallbackQuery, account: Account, arrangements: ArrangementService, cases: CaseService, desk: Desk | None, policy: Policy
-) -> None:
+async def ask_waiver(query: CallbackQuery, settling: Settling) -> None:
     assert isinstance(query.message, Message)
-    if desk is None or account.late_fee <= 0:
-        await query.message.answer(bank_contact_text(policy))
+    if settling.desk is None or settling.account.late_fee <= 0:
+        await query.message.answer(bank_contact_text(settling.policy))
         return
-    proposal = await arrangements.waiver_for_approval(account, query.message.chat.id)
-    await ask_for_approval(query.message, account, proposal, cases, desk, policy)
+    proposal = await settling.arrangements.waiver_for_approval(settling.account, query.message.chat.id)
+    await ask_for_approval(query.message, proposal, settling, settling.desk)
 
 
-async def ask_for_approval(
-    message: Message, account: Account, proposal: Proposal, cases: CaseService, desk: Desk, policy: Policy
-) -> None:
+async def ask_for_approval(message: Message, proposal: Proposal, settling: Settling, desk: Desk) -> None:
     """Outside self-service: an agent approves, changes or declines what the calculator proposes."""
-    case = await hand_off(message, reason="outside_policy", account=account, cases=cases, desk=desk, policy=policy)
+    case = await hand_off(
+        message,
+        reason="outside_policy",
+        account=settling.account,
+        cases=settling.cases,
+        desk=desk,
+        policy=settling.policy,
+    )
     if case is None:
         return
     builder = InlineKeyboardBuilder()
@@ -508,45 +518,23 @@ async def promise_date(
 
 
 async def promise_amount_chosen(
-    query: CallbackQuery,
-    callback_data: PromiseAmount,
-    state: FSMContext,
-    account: Account,
-    arrangements: ArrangementService,
-    cases: CaseService,
-    desk: Desk | None,
-    policy: Policy,
+    query: CallbackQuery, callback_data: PromiseAmount, state: FSMContext, settling: Settling
 ) -> None:
     assert isinstance(query.message, Message)
+    account = settling.account
     amount = account.overdue_amount if callback_data.choice == "overdue" else account.minimum_due
-    await promise_amount(query.message, state, account, amount, arrangements, cases, desk, policy)
+    await promise_amount(query.message, state, amount, settling)
 
 
-async def promise_amount_typed(
-    message: Message,
-    state: FSMContext,
-    account: Account,
-    arrangements: ArrangementService,
-    cases: CaseService,
-    desk: Desk | None,
-    policy: Policy,
-) -> None:
-    amount = await read_amount(message, account, example=account.minimum_due)
+async def promise_amount_typed(message: Message, state: FSMContext, settling: Settling) -> None:
+    amount = await read_amount(message, settling.account, example=settling.account.minimum_due)
     if amount is None:
         return
-    await promise_amount(message, state, account, amount, arrangements, cases, desk, policy)
+    await promise_amount(message, state, amount, settling)
 
 
-async def promise_amount(
-    message: Message,
-    state: FSMContext,
-    account: Account,
-    amount: Decimal,
-    arrangements: ArrangementService,
-    cases: CaseService,
-    desk: Desk | None,
-    policy: Policy,
-) -> None:
+async def promise_amount(message: Message, state: FSMContext, amount: Decimal, settling: Settling) -> None:
+    account, arrangements, desk = settling.account, settling.arrangements, settling.desk
     if amount < account.minimum_due or amount > account.statement_balance:
         await message.answer(
             _("Please choose an amount from {minimum} to {maximum}.").format(
@@ -565,7 +553,7 @@ async def promise_amount(
     check = arrangements.check_promise(promised)
     if check.reason is PromiseReason.TOO_FAR and desk is not None:
         proposal = await arrangements.promise(account, promised, amount, message.chat.id, needs_approval=True)
-        await ask_for_approval(message, account, proposal, cases, desk, policy)
+        await ask_for_approval(message, proposal, settling, desk)
         return
     if not check.allowed:
         await message.answer(_("That date is no longer possible. Please choose «{plans}» again.").format(plans=_("🧾 Ways to pay")))
@@ -590,6 +578,8 @@ def create_router() -> Router:
     verified = MagicData(F.account.is_not(None))
     router.message.filter(verified)
     router.callback_query.filter(verified)
+    router.message.middleware(add_settling)
+    router.callback_query.middleware(add_settling)
     router.message.register(show_plans, Command("plans"))
     router.message.register(show_plans, F.text == PLANS)
     router.message.register(show_my_plan, Command("myplan"))
