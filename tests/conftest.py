@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timezone
@@ -154,3 +155,16 @@ async def postgres_url() -> AsyncIterator[str]:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await connection.close()
+
+
+async def run_bot_command(database_url: str, *arguments: str) -> str:
+    """Run `python -m bot ARGUMENTS` against the test database; its standard output (it must succeed)."""
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bot", *arguments),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={"DATABASE_URL": database_url, "PATH": os.environ["PATH"]},
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-import os
-import sys
 
 import pytest
 from sqlalchemy import select
@@ -15,7 +12,7 @@ from bot.db.models import AuditEvent
 from bot.domain.faq import faq_topics
 from bot.services.faq_review import questions_to_review
 from bot.telegram_fake import ChatClient
-from tests.conftest import BotHarness, make_account
+from tests.conftest import BotHarness, make_account, run_bot_command
 
 PHONE = "+8613800138000"
 BIRTH = {"en": "1985-03-07", "ru": "07.03.1985", "zh-hans": "1985年3月7日"}
@@ -108,15 +105,8 @@ async def test_questions_not_understood_are_kept_for_review_with_the_topic_picke
     assert titles[first.chosen] == picked
     assert second.text == "and what about the other thing" and second.chosen is None
 
-    process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "bot", "faq-review", "--since", bank.clock.now().date().isoformat()),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={"DATABASE_URL": database_url, "PATH": os.environ["PATH"]},
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    rows = list(csv.reader(io.StringIO(out.decode())))
+    out = await run_bot_command(database_url, "faq-review", "--since", bank.clock.now().date().isoformat())
+    rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == ["at", "locale", "question", "offered", "chosen"]
     assert [row[2] for row in rows[1:]] == [first.text, second.text]
     assert rows[1][4] == first.chosen and rows[2][4] == ""

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +13,7 @@ from bot.clock import ManualClock
 from bot.db.models import Account, Arrangement, Case, CaseEvent, Offer
 from bot.settings import load_settings
 from bot.telegram_fake import ChatClient, FakeTelegram
-from tests.conftest import BOT_TOKEN, BotHarness, make_account
+from tests.conftest import BOT_TOKEN, BotHarness, make_account, run_bot_command
 
 DESK = -1001234567890
 AGENTS = (501, 502)
@@ -275,15 +272,7 @@ async def test_export_case_prints_the_transcript(bank: BotHarness, database_url:
     cardholder, desk_agent, case = await claimed_case(bank)
     await cardholder.send("hello")
     await desk_agent.send("/note checked", expect_reply=False)
-    process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "bot", "export-case", str(case.id)),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={"DATABASE_URL": database_url, "PATH": os.environ["PATH"]},
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    text = out.decode()
+    text = await run_bot_command(database_url, "export-case", str(case.id))
     assert f"case #{case.id}: person, claimed" in text
     assert "cardholder relay: hello" in text and "note: checked" in text
 
