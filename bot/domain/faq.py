@@ -9,9 +9,9 @@ A `Matcher` is built once per locale: it precomputes the normalized, stemmed (en
 `Matcher.match(text)` scores a free-text message against every entry by combining weighted token
 overlap with fuzzy string similarity. It answers with the best entry when the score reaches
 `MATCH_THRESHOLD`, or `EVIDENCE_THRESHOLD` for a message with `STRONG_EVIDENCE`, and never on weak
-words alone; otherwise it offers the three closest topics for an "I'm not sure I understood" answer. Messages that must go to a
-person (hardship, dispute, anger, asking for a person) are caught before matching, by the policy's
-handoff words.
+words alone; otherwise it offers the three closest topics for an "I'm not sure I understood"
+answer. Messages that must go to a person (hardship, dispute, anger, asking for a person) are caught
+before matching, by the policy's handoff words.
 
 Answers may use the account's figures through placeholders; an entry that needs them
 (`needs_account`) is only rendered for a verified chat, with values the caller formatted (Babel).
@@ -446,7 +446,8 @@ _EN_STOP = frozenset(
 _RU_STOP = frozenset(
     """а и в во на с со к ко о об от до по за из у же ли бы то это этот эта эти этого этой что чтобы
     как так там тут где когда кто я мне меня мой моя моё мое мои моей моему моим ты тебе тебя вы вас
-    какой какая какое какие каких вам ваш ваша ваше ваши мою моих моего моем моём он она оно они его ее её их нас нам мы наш да нет не ни ну вот уже ещё еще
+    какой какая какое какие каких вам ваш ваша ваше ваши мою моих моего моем моём он она оно они его
+    ее её их нас нам мы наш да нет не ни ну вот уже ещё еще
     был была были быть будет буду есть или но если для при без над под про через пожалуйста плиз
     пжл ок привет здравствуйте ли же вообще тоже также очень просто добрый подскажите
     скажите спасибо большое извините здрасте блин короче типа чё че понял поняла ясно ладно хорошо""".split()
