@@ -54,6 +54,9 @@ FALSE_MATCHES_ABOVE_TARGET = {
 OTHER_SERVICES = "other_services"
 """The topic that sends banking questions outside collections (savings, PINs, transfers) to the bank's
 own channels: an off-topic message answered with it is counted apart, not as a false match."""
+ABOUT_CHAT = "about_chat"
+"""The topic that says what the chat is and can do ("are you a bot?", "what can you do?"): an
+off-topic message answered with it is counted apart too."""
 REQUIRED_TOPICS = (
     "balance_grew", "minimum_payment", "credit_record", "fee_waiver", "how_to_pay",
     "missed_installment", "change_plan", "is_it_the_bank", "stop_messages", "dispute",
@@ -272,13 +275,15 @@ class Quality:
     """Off-topic messages answered from a collections topic."""
     redirected: float
     """Off-topic messages answered with OTHER_SERVICES: "for that, use the app or call the bank"."""
+    about_chat: float
+    """Off-topic messages answered with ABOUT_CHAT: "I am the bank's assistant, this is what I do"."""
     misses: list[str]
 
 
 def evaluate(matcher: Matcher, data: dict) -> Quality:
     known = set(matcher.base.ids)
     misses = []
-    correct = offered = false = redirected = 0
+    correct = offered = false = redirected = about_chat = 0
     for item in data["questions"]:
         assert item["expected"] in known, item
         result = matcher.match(item["text"], verified=True)
@@ -294,18 +299,20 @@ def evaluate(matcher: Matcher, data: dict) -> Quality:
             continue
         if result.best.id == OTHER_SERVICES:
             redirected += 1
+        elif result.best.id == ABOUT_CHAT:
+            about_chat += 1
         else:
             false += 1
             misses.append(f"off-topic {text!r} matched {result.best.id} ({result.score:.2f})")
     count, off = len(data["questions"]), len(data["off_topic"])
-    return Quality(correct / count, offered / count, false / off, redirected / off, misses)
+    return Quality(correct / count, offered / count, false / off, redirected / off, about_chat / off, misses)
 
 
 @pytest.mark.parametrize(("name", "locale"), EVALUATIONS)
 def test_evaluation_sets_are_large_and_not_copied(name, locale, bases):
     data = evaluation(name, locale)
     assert len(data["questions"]) >= 60 and len(data["off_topic"]) >= 20
-    assert {item["expected"] for item in data["questions"]} == set(bases[locale].ids) - {OTHER_SERVICES}
+    assert {item["expected"] for item in data["questions"]} == set(bases[locale].ids) - {OTHER_SERVICES, ABOUT_CHAT}
     own = {normalize(q, locale) for entry in bases[locale] for q in entry.questions}
     copied = [item["text"] for item in data["questions"] if normalize(item["text"], locale) in own]
     assert not copied, f"evaluation questions copied from the knowledge base: {copied}"
@@ -319,7 +326,8 @@ def test_matching_quality(name, locale, matchers):
         f"{locale} {name}: top-1 accuracy {quality.accuracy:.1%} over {len(data['questions'])} questions "
         f"(target {TARGET_ACCURACY:.0%}; among the {CANDIDATE_COUNT} closest topics {quality.offered:.1%}); "
         f"off-topic over {len(data['off_topic'])}: false matches {quality.false_matches:.1%} "
-        f"(target <= {MAX_FALSE_MATCHES:.0%}), sent to other services {quality.redirected:.1%}"
+        f"(target <= {MAX_FALSE_MATCHES:.0%}), sent to other services {quality.redirected:.1%}, "
+        f"answered with what the chat does {quality.about_chat:.1%}"
     )
     print("\n" + figures + "".join(f"\n    miss {miss}" for miss in quality.misses))
     assert quality.false_matches <= FALSE_MATCHES_ABOVE_TARGET.get((name, locale), MAX_FALSE_MATCHES), figures

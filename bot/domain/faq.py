@@ -44,7 +44,7 @@ PLACEHOLDERS = ACCOUNT_PLACEHOLDERS | BANK_PLACEHOLDERS
 BUTTONS = ("plans", "person", "pay")
 MAX_TITLE_LENGTH = 40
 MIN_QUESTIONS = 6
-MAX_QUESTIONS = 16
+MAX_QUESTIONS = 20
 _FILE_KEYS = ("vocabulary", "entries")
 _VOCABULARY_KEYS = ("synonyms", "weak", "words")
 _ENTRY_KEYS = ("id", "title", "questions", "answer", "needs_account", "buttons")
@@ -458,6 +458,17 @@ _ZH_STOP = frozenset(
     想 给 把 被 让 又 很 太 你好 您好 麻烦 谢谢 问下 问一下 想问 请教""".split()
 )
 # "还" (repay / still) and "不" carry meaning here and stay.
+_ACKNOWLEDGEMENTS = {
+    "en": re.compile(
+        r"\b(?:thanks|thank you|thx|ty)(?: so much| a lot)? for (?:the |your |that |this )?"
+        r"(?:info|information|answer|reply|response|help|explanation|update)\b"
+    ),
+    "ru": re.compile(
+        r"\bспасибо(?: большое| огромное)? за (?:информацию|инфу|ответ|ответы|помощь|разъяснение|пояснение)\b"
+    ),
+    "zh_CN": re.compile(r"谢谢(?:你|您)?(?:的)?(?:回答|回复|信息|解答|帮助|说明)"),
+}
+"""Thanks for an answer ("thanks for the info") is no question: its nouns must not pick a topic."""
 
 _PUNCTUATION_CATEGORIES = ("P", "S")
 _WORD = re.compile(r"\w+")
@@ -669,6 +680,9 @@ class Matcher:
         (see STRONG_EVIDENCE); it is -1 when the message shares nothing with the entry but weak words.
         """
         normalized = normalize(text, self.locale)
+        acknowledgement = _ACKNOWLEDGEMENTS.get(self.locale)
+        if acknowledgement is not None:
+            normalized = " ".join(acknowledgement.sub(" ", normalized).split())
         if not normalized:
             return [(entry, 0.0, 0.0) for entry in self.base.entries]
         weights, raw_tokens = self._query_tokens(normalized)
