@@ -506,13 +506,13 @@ class _Analyzer:
             self._jieba.initialize()
             for word in vocabulary.words:
                 self._jieba.add_word(word)
-            self._stop = _ZH_STOP
+            self.stop = _ZH_STOP
             self._stemmer = None
         else:
             import snowballstemmer
 
             self._stemmer = snowballstemmer.stemmer("russian" if locale == "ru" else "english")
-            self._stop = _RU_STOP if locale == "ru" else _EN_STOP
+            self.stop = _RU_STOP if locale == "ru" else _EN_STOP
         self._stems: dict[str, str] = {}
         self._synonyms: dict[str, str] = {}
         for group in vocabulary.synonyms:
@@ -530,6 +530,10 @@ class _Analyzer:
         """The token a single word is read as."""
         word = normalize(word, self.locale)
         return self._synonyms.get(word, word) if self.chinese else self._stem(word)
+
+    def synonym(self, word: str) -> str:
+        """The word that stands for `word`'s synonym group, or `word` itself."""
+        return self._synonyms.get(word, word)
 
     def _plain_stem(self, word: str) -> str:
         word = normalize(word, self.locale)
@@ -550,19 +554,21 @@ class _Analyzer:
         return [
             self._stem(word)
             for word in _WORD.findall(normalized)
-            if word not in self._stop and not word.isdigit()
+            if word not in self.stop and not word.isdigit()
         ]
 
     def _chinese_tokens(self, normalized: str) -> list[str]:
         tokens: list[str] = []
         for word in self._jieba.lcut(normalized):
             word = word.strip()
-            if not word or word in self._stop or _AMOUNT.fullmatch(word):
+            if not word or word in self.stop or _AMOUNT.fullmatch(word):
                 continue
-            tokens.append(self._synonyms.get(word, word))
+            # a word of a synonym group is read as the group's first word, characters included
+            word = self._synonyms.get(word, word)
+            tokens.append(word)
             if len(word) > 1 and _CJK.match(word):
                 # single characters as well: jieba does not always cut a phrase the same way
-                tokens.extend("#" + char for char in word if char not in self._stop)
+                tokens.extend("#" + char for char in word if char not in self.stop)
         return tokens
 
     def fuzzy_form(self, normalized: str, tokens: list[str]) -> str:
@@ -639,6 +645,7 @@ class Matcher:
                 self._index.setdefault(token, []).append(position)
         self._fuzzy_choices = [phrasing.fuzzy for phrasing in self._phrasings]
         self._corrections: dict[str, str | None] = {}
+        self._pieces: dict[str, list[str]] = {}
 
     def _correct(self, token: str) -> str | None:
         """A known token for an unknown one (a typo), or None."""
@@ -662,12 +669,42 @@ class Matcher:
         weights: dict[str, float] = {}
         raw = self._analyzer.tokens(normalized)
         for token in raw:
-            if token not in self._idf:
-                corrected = self._correct(token)
-                if corrected is not None:
-                    token = corrected
-            weights[token] = self._idf.get(token, self._unknown_idf)
+            if token in self._idf:
+                weights[token] = self._idf[token]
+            elif self._analyzer.chinese:
+                for piece in self._known_pieces(token):
+                    weights[piece] = self._idf.get(piece, self._unknown_idf)
+            else:
+                token = self._correct(token) or token
+                weights[token] = self._idf.get(token, self._unknown_idf)
         return weights, raw
+
+    def _known_pieces(self, word: str) -> list[str]:
+        """Known words inside an unknown Chinese word: jieba glues "能免" (can waive) or "改到" (change
+        to) into one word the knowledge base never uses; read it as its known parts."""
+        pieces = self._pieces.get(word)
+        if pieces is not None:
+            return pieces
+        pieces = []
+        if not word.startswith("#") and _CJK.match(word):
+            start = 0
+            while start < len(word):
+                for end in range(len(word), start, -1):
+                    piece = word[start:end]
+                    piece = self._analyzer.synonym(piece)
+                    if piece in self._idf:
+                        pieces.append(piece)
+                        start = end
+                        break
+                else:
+                    if word[start] not in self._analyzer.stop:
+                        pieces = []
+                        break
+                    start += 1
+        pieces = pieces or [word]
+        if len(self._pieces) < 10_000:
+            self._pieces[word] = pieces
+        return pieces
 
     def scores(self, text: str) -> list[tuple[Entry, float]]:
         """Every entry with its score (0..1), best first."""
