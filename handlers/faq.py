@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from html import escape
+from typing import Literal
 
 from aiogram import F, Router
 from aiogram.filters import Command, Filter, StateFilter
@@ -26,7 +27,7 @@ from handlers.balance import add_years
 from handlers.fallback import LONGEST_TEXT_READ
 from handlers.keyboards import PersonRequest, PlanMenuAction
 from handlers.plans import payment_url
-from handlers.prompts import ask_for_phone, reader_locale
+from handlers.prompts import ask_for_phone, reader_locale, show_current_step
 from handlers.states import Verification
 
 
@@ -39,20 +40,26 @@ class FaqFeedback(CallbackData, prefix="faqok"):
     helpful: bool
 
 
-class Question(Filter):
-    """Free text that reads like a question the knowledge base can answer (or nearly)."""
+Reading = Literal["answered", "small_talk", "not_sure"]
 
-    def __init__(self, need_match: bool) -> None:
-        self.need_match = need_match
+
+class Question(Filter):
+    """Free text read against the knowledge base: `answered` when an entry answers it, `small_talk`
+    when it holds nothing to match ("hi", "ok thanks"), `not_sure` otherwise."""
+
+    def __init__(self, reading: Reading) -> None:
+        self.reading = reading
 
     async def __call__(self, message: Message, account: Account | None = None) -> bool | dict[str, MatchResult]:
         text = message.text or ""
         if not text or text.startswith("/") or len(text) > LONGEST_TEXT_READ:
             return False
         result = matcher_for(reader_locale()).match(text, verified=account is not None)
-        if self.need_match and result.best is None:
-            return False
-        return {"match": result}
+        if result.best is not None:
+            reading = "answered"
+        else:
+            reading = "small_talk" if result.small_talk else "not_sure"
+        return {"match": result} if reading == self.reading else False
 
 
 async def answer_entry(
@@ -111,6 +118,12 @@ async def question_answered(
     await answer_entry(message, match.best, account, state, arrangements, policy, settings)
 
 
+async def small_talk(message: Message, state: FSMContext, account: Account | None) -> None:
+    await show_current_step(
+        message, state, account, _("I'm here to help. You can ask a question in your own words at any time.")
+    )
+
+
 async def not_sure(message: Message, match: MatchResult, audit: AuditTrail) -> None:
     await record_question(audit, message.chat.id, reader_locale(), message.text or "", match)
     builder = InlineKeyboardBuilder()
@@ -163,13 +176,16 @@ def create_router() -> Router:
     router.message.register(list_topics, Command("faq"))
     router.callback_query.register(topic_chosen, FaqTopic.filter())
     router.callback_query.register(feedback, FaqFeedback.filter())
-    router.message.register(question_answered, StateFilter(Verification.sharing_phone), F.text, Question(need_match=True))
+    waiting_for_phone = StateFilter(Verification.sharing_phone)
+    router.message.register(question_answered, waiting_for_phone, F.text, Question("answered"))
+    router.message.register(small_talk, waiting_for_phone, F.text, Question("small_talk"))
     return router
 
 
 def create_questions_router() -> Router:
     """After the menus, before the catch-all: free text is a question, answered or narrowed down."""
     router = Router(name=f"{__name__}.questions")
-    router.message.register(question_answered, StateFilter(None), F.text, Question(need_match=True))
-    router.message.register(not_sure, StateFilter(None), F.text, Question(need_match=False))
+    router.message.register(question_answered, StateFilter(None), F.text, Question("answered"))
+    router.message.register(small_talk, StateFilter(None), F.text, Question("small_talk"))
+    router.message.register(not_sure, StateFilter(None), F.text, Question("not_sure"))
     return router

@@ -324,6 +324,51 @@ def test_matching_quality(name, locale, matchers):
     assert quality.accuracy >= BELOW_TARGET.get((name, locale), TARGET_ACCURACY), figures
 
 
+@pytest.mark.parametrize(
+    ("locale", "text"),
+    [("en", "hi"), ("en", "ok thanks lol"), ("en", "how's your day going?"), ("ru", "привет, как дела"),
+     ("ru", "ок"), ("zh_CN", "在吗"), ("zh_CN", "哈哈哈")],
+)
+def test_small_talk_offers_no_topic(matchers, locale, text):
+    result = matchers[locale].match(text)
+    assert result.best is None and result.small_talk
+
+
+@pytest.mark.parametrize(
+    ("locale", "text"),
+    [("en", "what's the weather like"), ("ru", "какая сегодня погода"), ("zh_CN", "今天天气怎么样")],
+)
+def test_a_message_with_words_of_its_own_is_no_small_talk(matchers, locale, text):
+    result = matchers[locale].match(text)
+    assert result.best is None and not result.small_talk
+
+
+@pytest.mark.parametrize(
+    ("locale", "thanks", "question", "expected"),
+    [
+        ("en", "thanks for the info", "thanks for the info, and who can see my data?", "privacy"),
+        ("ru", "ясно, спасибо за информацию", "спасибо за информацию, а кто видит мои данные?", "privacy"),
+        ("zh_CN", "谢谢你的回复", "谢谢你的回复，我的个人信息安全吗", "privacy"),
+    ],
+)
+def test_thanks_for_an_answer_picks_no_topic(matchers, locale, thanks, question, expected):
+    assert matchers[locale].match(thanks).best is None
+    assert matchers[locale].match(question).best.id == expected
+
+
+def test_a_chinese_word_glued_from_known_parts_is_read_as_them(matchers):
+    # jieba cuts "爸妈" (mum and dad) as one word the knowledge base never uses: 爸 + 妈
+    assert matchers["zh_CN"].match("会通知我爸妈吗").best.id == "family_contact"
+
+
+@pytest.mark.parametrize(
+    ("locale", "text"),
+    [("en", "am I talking to a bot?"), ("ru", "ты робот?"), ("zh_CN", "你是机器人吗")],
+)
+def test_asking_what_the_chat_is_is_answered(matchers, locale, text):
+    assert matchers[locale].match(text).best.id == "about_chat"
+
+
 def test_weak_words_never_answer_alone(matchers):
     assert matchers["en"].match("how r u today").best is None
     assert matchers["en"].match("what if I pay it all off today").best.id == "pay_in_full_today"

@@ -63,6 +63,27 @@ async def test_not_sure_offers_the_closest_topics_and_a_person(bank: BotHarness)
     assert topic[-1].text
 
 
+GREETING = {"en": "hi there!", "ru": "привет, как дела", "zh-hans": "在吗"}
+HERE_TO_HELP = {"en": "I'm here to help", "ru": "Я здесь, чтобы помочь", "zh-hans": "我随时为您服务"}
+ARE_YOU_A_BOT = {"en": "wait, am I chatting with a bot?", "ru": "ты что, бот?", "zh-hans": "你是机器人吗"}
+WHAT_THE_CHAT_DOES = {"en": "automated assistant", "ru": "автоматический помощник", "zh-hans": "自动助手"}
+
+
+@pytest.mark.parametrize("language", ["en", "ru", "zh-hans"])
+async def test_small_talk_is_greeted_and_shown_the_way_on(bank: BotHarness, language: str) -> None:
+    cardholder = bank.cardholder(language_code=language, phone=PHONE)
+    await cardholder.send("/start")
+    before = await cardholder.send(GREETING[language])
+    assert HERE_TO_HELP[language] in before[-1].text
+    assert cardholder.reply_keyboard is not None and cardholder.reply_keyboard.contact_label, "the phone step again"
+    await cardholder.share_contact(PHONE)
+    await cardholder.send(BIRTH[language])
+    after = await cardholder.send(GREETING[language])
+    assert HERE_TO_HELP[language] in after[-1].text and "4321" in after[-1].text
+    bot = await cardholder.send(ARE_YOU_A_BOT[language])
+    assert WHAT_THE_CHAT_DOES[language] in bot[-1].text and "Example Bank" in bot[-1].text
+
+
 async def test_a_hardship_question_goes_to_a_person(bank: BotHarness) -> None:
     cardholder = bank.cardholder(phone=PHONE)
     await verify(cardholder, "en")

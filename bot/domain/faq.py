@@ -165,12 +165,15 @@ class MatchResult:
     it is not sure and offers `candidates` (the closest topics, best first) and a person.
     `needs_verification` is True when `best` needs account figures and the chat is not verified: the
     bot asks the person to verify first and must not render the answer.
+    `small_talk` is True when the message holds nothing to match but greetings, thanks and everyday
+    words ("hi", "ok thanks", "how are you today"): no topic is close, so none is offered.
     """
 
     best: Entry | None
     score: float
     candidates: list[tuple[Entry, float]] = field(default_factory=list)
     needs_verification: bool = False
+    small_talk: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,7 +444,8 @@ _EN_STOP = frozenset(
     there here what whats wat which who whom whose when where why how all any some each much many
     most other such own same only now get got gonna wanna gotta im ive id arent wasnt r s t d ll m
     re ve no yes thanks thank thx dear sir madam guys
-    morning afternoon evening um uh hmm well actually really wondering cool great alright sure""".split()
+    morning afternoon evening um uh hmm well actually really wondering cool great alright sure
+    lol haha""".split()
 )
 _RU_STOP = frozenset(
     """а и в во на с со к ко о об от до по за из у же ли бы то это этот эта эти этого этой что чтобы
@@ -455,7 +459,7 @@ _RU_STOP = frozenset(
 _ZH_STOP = frozenset(
     """的 了 吗 呢 啊 吧 呀 嘛 哦 哈 么 我 你 您 他 她 它 们 我们 你们 是 在 有 和 与 就 都 也 还是 这 那 这个
     那个 一下 一个 个 请 请问 吧 啦 喔 嗯 什么 怎么 怎么样 为什么 为啥 咋 啥 能 能不能 可以 会 会不会 要
-    想 给 把 被 让 又 很 太 你好 您好 麻烦 谢谢 问下 问一下 想问 请教""".split()
+    想 给 把 被 让 又 很 太 你好 您好 麻烦 谢谢 问下 问一下 想问 请教 哈哈 哈哈哈 呵呵 嘿嘿""".split()
 )
 # "还" (repay / still) and "不" carry meaning here and stay.
 _ACKNOWLEDGEMENTS = {
@@ -708,10 +712,11 @@ class Matcher:
 
     def scores(self, text: str) -> list[tuple[Entry, float]]:
         """Every entry with its score (0..1), best first."""
-        return [(entry, score) for entry, score, _evidence in self._rank(text)]
+        return [(entry, score) for entry, score, _evidence in self._rank(text)[0]]
 
-    def _rank(self, text: str) -> list[tuple[Entry, float, float]]:
-        """Every entry with its score and the evidence for it, best first.
+    def _rank(self, text: str) -> tuple[list[tuple[Entry, float, float]], bool]:
+        """Every entry with its score and the evidence for it, best first; and whether the message is
+        small talk (no word but weak ones).
 
         The evidence is what the message shares with the entry, counted in words only one entry uses
         (see STRONG_EVIDENCE); it is -1 when the message shares nothing with the entry but weak words.
@@ -721,7 +726,7 @@ class Matcher:
         if acknowledgement is not None:
             normalized = " ".join(acknowledgement.sub(" ", normalized).split())
         if not normalized:
-            return [(entry, 0.0, 0.0) for entry in self.base.entries]
+            return [(entry, 0.0, 0.0) for entry in self.base.entries], True
         weights, raw_tokens = self._query_tokens(normalized)
         query_weight = sum(weights.values()) or 1.0
         best_overlap = [0.0] * len(self.base.entries)
@@ -782,18 +787,19 @@ class Matcher:
             for index, entry in enumerate(self.base.entries)
         ]
         results.sort(key=lambda scored: scored[1], reverse=True)
-        return results
+        small_talk = all(token in weak for token in weights if token[0] != "#")
+        return results, small_talk
 
     def match(self, text: str, *, verified: bool = False) -> MatchResult:
         """The best entry for `text` (or None below the threshold), the closest topics, and flags."""
-        ranked = self._rank(text)
+        ranked, small_talk = self._rank(text)
         top, score, evidence = ranked[0] if ranked else (None, 0.0, 0.0)
         candidates = [(entry, entry_score) for entry, entry_score, _ in ranked[:CANDIDATE_COUNT]]
         answered = evidence >= 0 and (
             score >= self.threshold or (score >= EVIDENCE_THRESHOLD and evidence >= STRONG_EVIDENCE)
         )
         if top is None or not answered:
-            return MatchResult(best=None, score=score, candidates=candidates)
+            return MatchResult(best=None, score=score, candidates=candidates, small_talk=small_talk)
         return MatchResult(
             best=top,
             score=score,
