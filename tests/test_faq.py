@@ -336,9 +336,10 @@ def test_small_talk_offers_no_topic(matchers, locale, text):
 
 @pytest.mark.parametrize(
     ("locale", "text"),
-    [("en", "what's the weather like"), ("ru", "какая сегодня погода"), ("zh_CN", "今天天气怎么样")],
+    [("en", "what's the weather like"), ("ru", "какая сегодня погода"), ("zh_CN", "今天天气怎么样"),
+     ("en", "+86 138 0013 8000"), ("zh_CN", "1500")],
 )
-def test_a_message_with_words_of_its_own_is_no_small_talk(matchers, locale, text):
+def test_a_message_with_words_or_numbers_of_its_own_is_no_small_talk(matchers, locale, text):
     result = matchers[locale].match(text)
     assert result.best is None and not result.small_talk
 

@@ -725,8 +725,10 @@ class Matcher:
         acknowledgement = _ACKNOWLEDGEMENTS.get(self.locale)
         if acknowledgement is not None:
             normalized = " ".join(acknowledgement.sub(" ", normalized).split())
+        # words, but none to match: a greeting or thanks; a typed number or amount is no small talk
+        small_talk = any(char.isalpha() for char in normalized)
         if not normalized:
-            return [(entry, 0.0, 0.0) for entry in self.base.entries], True
+            return [(entry, 0.0, 0.0) for entry in self.base.entries], small_talk
         weights, raw_tokens = self._query_tokens(normalized)
         query_weight = sum(weights.values()) or 1.0
         best_overlap = [0.0] * len(self.base.entries)
@@ -787,7 +789,7 @@ class Matcher:
             for index, entry in enumerate(self.base.entries)
         ]
         results.sort(key=lambda scored: scored[1], reverse=True)
-        small_talk = all(token in weak for token in weights if token[0] != "#")
+        small_talk = small_talk and all(token in weak for token in weights if token[0] != "#")
         return results, small_talk
 
     def match(self, text: str, *, verified: bool = False) -> MatchResult:
