@@ -39,13 +39,8 @@ EVALUATIONS = [(name, locale) for name in EVALUATION_SETS for locale in LOCALES]
 TARGET_ACCURACY = 0.90
 MAX_FALSE_MATCHES = 0.05
 # Where a locale misses a target on a set: the level reached, guarded against regressions.
-BELOW_TARGET: dict[tuple[str, str], float] = {
-    ("blind12", "en"): 0.87,
-    ("blind12", "zh_CN"): 0.87,
-    ("blind13", "ru"): 0.85,
-    ("blind13", "zh_CN"): 0.88,
-}
-FALSE_MATCHES_ABOVE_TARGET: dict[tuple[str, str], float] = {("blind12", "en"): 0.08}
+BELOW_TARGET: dict[tuple[str, str], float] = {}
+FALSE_MATCHES_ABOVE_TARGET: dict[tuple[str, str], float] = {}
 OTHER_SERVICES = "other_services"
 """The topic that sends banking questions outside collections (savings, PINs, transfers) to the bank's
 own channels: an off-topic message answered with it is counted apart, not as a false match."""
