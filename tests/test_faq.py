@@ -39,13 +39,7 @@ EVALUATIONS = [(name, locale) for name in EVALUATION_SETS for locale in LOCALES]
 TARGET_ACCURACY = 0.90
 MAX_FALSE_MATCHES = 0.05
 # Where a locale misses a target on a set: the level reached, guarded against regressions.
-BELOW_TARGET: dict[tuple[str, str], float] = {
-    ("blind14", "en"): 0.88,
-    ("blind14", "ru"): 0.85,
-    ("blind14", "zh_CN"): 0.88,
-    ("blind15", "ru"): 0.85,
-    ("blind15", "zh_CN"): 0.83,
-}
+BELOW_TARGET: dict[tuple[str, str], float] = {}
 FALSE_MATCHES_ABOVE_TARGET: dict[tuple[str, str], float] = {}
 OTHER_SERVICES = "other_services"
 """The topic that sends banking questions outside collections (savings, PINs, transfers) to the bank's
