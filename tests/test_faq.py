@@ -34,13 +34,18 @@ EVAL_DIR = Path(__file__).parent / "data"
 # description of each topic, never the knowledge base or another set; questions that came out word
 # for word as a knowledge-base phrasing were removed. Each blind set was measured once on arrival and
 # then, up to the seventh, used for tuning: the eighth and ninth were not tuned on.
-EVALUATION_SETS = ("tuning", *(f"blind{number}" for number in range(1, 16)))
+EVALUATION_SETS = ("tuning", *(f"blind{number}" for number in range(1, 18)))
 EVALUATIONS = [(name, locale) for name in EVALUATION_SETS for locale in LOCALES]
 TARGET_ACCURACY = 0.90
 MAX_FALSE_MATCHES = 0.05
 # Where a locale misses a target on a set: the level reached, guarded against regressions.
-BELOW_TARGET: dict[tuple[str, str], float] = {}
-FALSE_MATCHES_ABOVE_TARGET: dict[tuple[str, str], float] = {}
+BELOW_TARGET: dict[tuple[str, str], float] = {
+    ("blind16", "en"): 0.86,
+    ("blind16", "ru"): 0.85,
+    ("blind17", "en"): 0.84,
+    ("blind17", "zh_CN"): 0.87,
+}
+FALSE_MATCHES_ABOVE_TARGET: dict[tuple[str, str], float] = {("blind17", "ru"): 0.08}
 OTHER_SERVICES = "other_services"
 """The topic that sends banking questions outside collections (savings, PINs, transfers) to the bank's
 own channels: an off-topic message answered with it is counted apart, not as a false match."""
