@@ -39,13 +39,8 @@ EVALUATIONS = [(name, locale) for name in EVALUATION_SETS for locale in LOCALES]
 TARGET_ACCURACY = 0.90
 MAX_FALSE_MATCHES = 0.05
 # Where a locale misses a target on a set: the level reached, guarded against regressions.
-BELOW_TARGET: dict[tuple[str, str], float] = {
-    ("blind16", "en"): 0.86,
-    ("blind16", "ru"): 0.85,
-    ("blind17", "en"): 0.84,
-    ("blind17", "zh_CN"): 0.87,
-}
-FALSE_MATCHES_ABOVE_TARGET: dict[tuple[str, str], float] = {("blind17", "ru"): 0.08}
+BELOW_TARGET: dict[tuple[str, str], float] = {}
+FALSE_MATCHES_ABOVE_TARGET: dict[tuple[str, str], float] = {}
 OTHER_SERVICES = "other_services"
 """The topic that sends banking questions outside collections (savings, PINs, transfers) to the bank's
 own channels: an off-topic message answered with it is counted apart, not as a false match."""
@@ -364,7 +359,7 @@ def test_thanks_for_an_answer_picks_no_topic(matchers, locale, thanks, question,
 
 def test_a_chinese_word_glued_from_known_parts_is_read_as_them(matchers):
     # jieba cuts "爸妈" (mum and dad) as one word the knowledge base never uses: 爸 + 妈
-    assert matchers["zh_CN"].match("会通知我爸妈吗").best.id == "family_contact"
+    assert matchers["zh_CN"].scores("会通知我爸妈吗")[0][0].id == "family_contact"
 
 
 @pytest.mark.parametrize(

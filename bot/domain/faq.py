@@ -7,11 +7,14 @@ validates it and reports every mistake with its file and key (`FaqError`).
 A `Matcher` is built once per locale: it precomputes the normalized, stemmed (en, ru) or segmented
 (zh) forms of every way of asking, their token sets and an inverted index with IDF weights.
 `Matcher.match(text)` scores a free-text message against every entry by combining weighted token
-overlap with fuzzy string similarity. It answers with the best entry when the score reaches
-`MATCH_THRESHOLD`, or `EVIDENCE_THRESHOLD` for a message with `STRONG_EVIDENCE`, and never on weak
-words alone; otherwise it offers the three closest topics for an "I'm not sure I understood"
-answer. Messages that must go to a person (hardship, dispute, anger, asking for a person) are caught
-before matching, by the policy's handoff words.
+overlap with fuzzy string similarity, and a topic classifier (logistic regression trained on the
+phrasings at start-up) ranks the topics. The message is answered when the best score reaches
+`MATCH_THRESHOLD`, or `EVIDENCE_THRESHOLD` for a message with `STRONG_EVIDENCE`, or when the
+classifier is sure of a topic the scores do not rule out (`CLASSIFIER_CONFIDENCE`,
+`CLASSIFIER_FLOOR`); never on weak words alone. The classifier picks the topic. Otherwise the bot
+offers the three likeliest topics for an "I'm not sure I understood" answer. Messages that must go
+to a person (hardship, dispute, anger, asking for a person) are caught before matching, by the
+policy's handoff words.
 
 Answers may use the account's figures through placeholders; an entry that needs them
 (`needs_account`) is only rendered for a verified chat, with values the caller formatted (Babel).
@@ -57,7 +60,7 @@ _HTML_TAG = re.compile(r"<\s*/?\s*[A-Za-z][^<>]*>|&[A-Za-z]+;|&#\d+;")
 # (tests/test_faq.py says which were tuned on and prints the figures of each): the lowest thresholds
 # at which at most 5 % of their off-topic messages match.
 MATCH_THRESHOLD = 0.42
-"""A message whose best entry scores at least this is answered with that entry."""
+"""A message whose best entry scores at least this is answered (with the classifier's topic)."""
 EVIDENCE_THRESHOLD = 0.30
 STRONG_EVIDENCE = 1.9
 """A message whose best entry shares this much with it (counted in words that only one entry uses;
@@ -84,6 +87,13 @@ TYPO_EDITS = 1
 counts as it: "paymnet", "intrest". Two edits turn too many other words into known ones."""
 TYPO_MIN_LENGTH = 5
 """Shorter unknown words are not corrected (too many false friends)."""
+CLASSIFIER_CONFIDENCE = 0.5
+CLASSIFIER_FLOOR = 0.33
+"""A message below the thresholds above is still answered when the topic classifier gives its topic
+at least CLASSIFIER_CONFIDENCE and the scores above give that topic at least CLASSIFIER_FLOOR: the two
+read a message differently, and off-topic messages rarely convince both."""
+CLASSIFIER_REGULARIZATION = 10.0
+"""The inverse regularization strength (C) of the topic classifier's logistic regression."""
 
 
 
@@ -587,6 +597,63 @@ class _Analyzer:
 # Matching
 
 
+class _TopicClassifier:
+    """Logistic regression over character n-grams and the analyzer's words, trained at start-up on
+    the knowledge base's titles and phrasings.
+
+    It ranks topics better than phrasing-by-phrasing similarity for a question worded unlike any
+    phrasing ("is there an operator I can chat to instead"), because it weighs every word and letter
+    sequence by how well it tells the topics apart. It is also sure of some topic for any message, so
+    the matcher's scores still decide whether to answer at all.
+
+    scikit-learn fits the model; a message is scored here from the fitted weights, because calling
+    scikit-learn for one short text costs milliseconds.
+    """
+
+    def __init__(self, texts: list[str], labels: list[int], tokens: Any) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_union
+
+        chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True)
+        words = TfidfVectorizer(analyzer=tokens)
+        model = LogisticRegression(C=CLASSIFIER_REGULARIZATION, max_iter=3000)
+        model.fit(make_union(chars, words).fit_transform(texts), labels)
+        self._labels = [int(label) for label in model.classes_]
+        self._intercepts = [float(value) for value in model.intercept_]
+        self._parts = []
+        offset = 0
+        for vectorizer, sublinear in ((chars, True), (words, False)):
+            features = {
+                feature: (float(vectorizer.idf_[column]), model.coef_[:, offset + column].tolist())
+                for feature, column in vectorizer.vocabulary_.items()
+            }
+            self._parts.append((vectorizer.build_analyzer(), sublinear, features))
+            offset += len(vectorizer.vocabulary_)
+
+    def ranked(self, normalized: str) -> list[tuple[int, float]]:
+        """Entry indexes with their probability, most likely first."""
+        decision = list(self._intercepts)
+        for analyze, sublinear, features in self._parts:
+            counts: dict[str, int] = {}
+            for feature in analyze(normalized):
+                if feature in features:
+                    counts[feature] = counts.get(feature, 0) + 1
+            values = {
+                feature: ((1 + math.log(count)) if sublinear else count) * features[feature][0]
+                for feature, count in counts.items()
+            }
+            norm = math.sqrt(sum(value * value for value in values.values())) or 1.0
+            for feature, value in values.items():
+                for position, weight in enumerate(features[feature][1]):
+                    decision[position] += weight * value / norm
+        top = max(decision)
+        exponents = [math.exp(value - top) for value in decision]
+        total = sum(exponents)
+        probabilities = zip(self._labels, (value / total for value in exponents))
+        return sorted(probabilities, key=lambda pair: pair[1], reverse=True)
+
+
 @dataclass(frozen=True)
 class _Phrasing:
     entry_index: int
@@ -649,6 +716,11 @@ class Matcher:
             for token in token_set:
                 self._index.setdefault(token, []).append(position)
         self._fuzzy_choices = [phrasing.fuzzy for phrasing in self._phrasings]
+        self._classifier = _TopicClassifier(
+            [normalized for _index, normalized, _tokens in analysed],
+            [index for index, _normalized, _tokens in analysed],
+            self._analyzer.tokens,
+        )
         self._corrections: dict[str, str | None] = {}
         self._pieces: dict[str, list[str]] = {}
 
@@ -711,6 +783,14 @@ class Matcher:
             self._pieces[word] = pieces
         return pieces
 
+    def _prepare(self, text: str) -> str:
+        """The normalized message without thanks for an answer."""
+        normalized = normalize(text, self.locale)
+        acknowledgement = _ACKNOWLEDGEMENTS.get(self.locale)
+        if acknowledgement is not None:
+            normalized = " ".join(acknowledgement.sub(" ", normalized).split())
+        return normalized
+
     def scores(self, text: str) -> list[tuple[Entry, float]]:
         """Every entry with its score (0..1), best first."""
         return [(entry, score) for entry, score, _evidence in self._rank(text)[0]]
@@ -722,10 +802,7 @@ class Matcher:
         The evidence is what the message shares with the entry, counted in words only one entry uses
         (see STRONG_EVIDENCE); it is -1 when the message shares nothing with the entry but weak words.
         """
-        normalized = normalize(text, self.locale)
-        acknowledgement = _ACKNOWLEDGEMENTS.get(self.locale)
-        if acknowledgement is not None:
-            normalized = " ".join(acknowledgement.sub(" ", normalized).split())
+        normalized = self._prepare(text)
         # words, but none to match: a greeting or thanks; a typed number or amount is no small talk
         small_talk = any(char.isalpha() for char in normalized)
         if not normalized:
@@ -794,20 +871,31 @@ class Matcher:
         return results, small_talk
 
     def match(self, text: str, *, verified: bool = False) -> MatchResult:
-        """The best entry for `text` (or None below the threshold), the closest topics, and flags."""
+        """The best entry for `text` (or None), the closest topics, and flags.
+
+        The scores decide whether the message is answered; the classifier decides with which topic.
+        """
         ranked, small_talk = self._rank(text)
-        top, score, evidence = ranked[0] if ranked else (None, 0.0, 0.0)
-        candidates = [(entry, entry_score) for entry, entry_score, _ in ranked[:CANDIDATE_COUNT]]
+        _top, score, evidence = ranked[0]
+        scores = {entry.id: entry_score for entry, entry_score, _ in ranked}
+        classified = [
+            (self.base.entries[index], probability)
+            for index, probability in self._classifier.ranked(self._prepare(text))
+        ]
+        topic, confidence = classified[0]
+        candidates = [(entry, scores[entry.id]) for entry, _probability in classified[:CANDIDATE_COUNT]]
         answered = evidence >= 0 and (
-            score >= self.threshold or (score >= EVIDENCE_THRESHOLD and evidence >= STRONG_EVIDENCE)
+            score >= self.threshold
+            or (score >= EVIDENCE_THRESHOLD and evidence >= STRONG_EVIDENCE)
+            or (confidence >= CLASSIFIER_CONFIDENCE and scores[topic.id] >= CLASSIFIER_FLOOR)
         )
-        if top is None or not answered:
+        if not answered:
             return MatchResult(best=None, score=score, candidates=candidates, small_talk=small_talk)
         return MatchResult(
-            best=top,
-            score=score,
+            best=topic,
+            score=scores[topic.id],
             candidates=candidates,
-            needs_verification=top.needs_account and not verified,
+            needs_verification=topic.needs_account and not verified,
         )
 
 
