@@ -34,13 +34,19 @@ EVAL_DIR = Path(__file__).parent / "data"
 # description of each topic, never the knowledge base or another set; questions that came out word
 # for word as a knowledge-base phrasing were removed. Each blind set was measured once on arrival and
 # then, up to the seventh, used for tuning: the eighth and ninth were not tuned on.
-EVALUATION_SETS = ("tuning", *(f"blind{number}" for number in range(1, 18)))
+EVALUATION_SETS = ("tuning", *(f"blind{number}" for number in range(1, 20)))
 EVALUATIONS = [(name, locale) for name in EVALUATION_SETS for locale in LOCALES]
 TARGET_ACCURACY = 0.90
 MAX_FALSE_MATCHES = 0.05
 # Where a locale misses a target on a set: the level reached, guarded against regressions.
-BELOW_TARGET: dict[tuple[str, str], float] = {}
-FALSE_MATCHES_ABOVE_TARGET: dict[tuple[str, str], float] = {}
+BELOW_TARGET: dict[tuple[str, str], float] = {
+    ("blind18", "en"): 0.84,
+    ("blind18", "ru"): 0.83,
+    ("blind18", "zh_CN"): 0.80,
+    ("blind19", "en"): 0.84,
+    ("blind19", "zh_CN"): 0.80,
+}
+FALSE_MATCHES_ABOVE_TARGET: dict[tuple[str, str], float] = {("blind18", "ru"): 0.08, ("blind19", "ru"): 0.08}
 OTHER_SERVICES = "other_services"
 """The topic that sends banking questions outside collections (savings, PINs, transfers) to the bank's
 own channels: an off-topic message answered with it is counted apart, not as a false match."""
