@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -29,24 +29,23 @@ from bot.domain.faq import (
 
 EVAL_DIR = Path(__file__).parent / "data"
 # Evaluation sets per locale (tests/data/faq_<set>_<locale>.toml), each with questions labelled with
-# their entry and off-topic messages that must match nothing. `tuning` was written with the knowledge
-# base at hand. The `blind` sets were written in turn, each by someone who saw only a one-line
-# description of each topic, never the knowledge base or another set; questions that came out word
-# for word as a knowledge-base phrasing were removed. Each blind set was measured once on arrival and
-# then, up to the seventh, used for tuning: the eighth and ninth were not tuned on.
-EVALUATION_SETS = ("tuning", *(f"blind{number}" for number in range(1, 20)))
+# their entry and off-topic messages that must match nothing. Each blind set was written by someone
+# who saw only a one-line description of each topic, never the knowledge base or another set;
+# questions that came out word for word as a phrasing or an example were removed. Each was measured
+# once on arrival (the figures are in the commit that added it); 14 to 17 were then used to add
+# phrasings. Earlier sets (a tuning set and blind sets 1 to 13) became the classifier's examples
+# (bot/data/faq/examples), so they no longer measure anything.
+EVALUATION_SETS = tuple(f"blind{number}" for number in range(14, 20))
 EVALUATIONS = [(name, locale) for name in EVALUATION_SETS for locale in LOCALES]
 TARGET_ACCURACY = 0.90
 MAX_FALSE_MATCHES = 0.05
 # Where a locale misses a target on a set: the level reached, guarded against regressions.
 BELOW_TARGET: dict[tuple[str, str], float] = {
-    ("blind18", "en"): 0.84,
-    ("blind18", "ru"): 0.83,
-    ("blind18", "zh_CN"): 0.80,
-    ("blind19", "en"): 0.84,
-    ("blind19", "zh_CN"): 0.80,
+    ("blind18", "ru"): 0.84,
+    ("blind18", "zh_CN"): 0.84,
+    ("blind19", "zh_CN"): 0.86,
 }
-FALSE_MATCHES_ABOVE_TARGET: dict[tuple[str, str], float] = {("blind18", "ru"): 0.08, ("blind19", "ru"): 0.08}
+FALSE_MATCHES_ABOVE_TARGET: dict[tuple[str, str], float] = {("blind18", "ru"): 0.08}
 OTHER_SERVICES = "other_services"
 """The topic that sends banking questions outside collections (savings, PINs, transfers) to the bank's
 own channels: an off-topic message answered with it is counted apart, not as a false match."""
@@ -310,8 +309,9 @@ def test_evaluation_sets_are_large_and_not_copied(name, locale, bases):
     assert len(data["questions"]) >= 60 and len(data["off_topic"]) >= 20
     assert {item["expected"] for item in data["questions"]} == set(bases[locale].ids) - {OTHER_SERVICES, ABOUT_CHAT}
     own = {normalize(q, locale) for entry in bases[locale] for q in entry.questions}
+    own |= {normalize(text, locale) for _entry_id, text in bases[locale].examples}
     copied = [item["text"] for item in data["questions"] if normalize(item["text"], locale) in own]
-    assert not copied, f"evaluation questions copied from the knowledge base: {copied}"
+    assert not copied, f"evaluation questions copied from the phrasings or examples: {copied}"
 
 
 @pytest.mark.parametrize(("name", "locale"), EVALUATIONS)
@@ -374,6 +374,26 @@ def test_a_chinese_word_glued_from_known_parts_is_read_as_them(matchers):
 )
 def test_asking_what_the_chat_is_is_answered(matchers, locale, text):
     assert matchers[locale].match(text).best.id == "about_chat"
+
+
+def test_examples_with_an_unknown_topic_or_twice_are_reported(tmp_path):
+    directory = copy_faq(tmp_path)
+    (directory / "examples" / "ru.toml").write_text(
+        '[examples]\nno_such_topic = ["где деньги"]\nprivacy = ["Кто видит мои данные?", "кто видит мои данные"]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(FaqError) as caught:
+        load_knowledge_base(directory)
+    problems = caught.value.problems
+    assert "examples/ru.toml: examples.no_such_topic: no entry has this id" in problems, problems
+    assert any("examples/ru.toml: examples.privacy:" in p and "appears twice" in p for p in problems), problems
+
+
+def test_examples_teach_the_classifier(bases):
+    question = "remind me what i owe on the plan for june pls"
+    without = Matcher(replace(bases["en"], examples=())).match(question)
+    assert bases["en"].examples and Matcher(bases["en"]).match(question).best.id == "next_installment"
+    assert without.best is None or without.best.id != "next_installment"
 
 
 def test_weak_words_never_answer_alone(matchers):

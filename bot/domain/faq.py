@@ -7,8 +7,8 @@ validates it and reports every mistake with its file and key (`FaqError`).
 A `Matcher` is built once per locale: it precomputes the normalized, stemmed (en, ru) or segmented
 (zh) forms of every way of asking, their token sets and an inverted index with IDF weights.
 `Matcher.match(text)` scores a free-text message against every entry by combining weighted token
-overlap with fuzzy string similarity, and a topic classifier (logistic regression trained on the
-phrasings at start-up) ranks the topics. The message is answered when the best score reaches
+overlap with fuzzy string similarity, and a topic classifier (logistic regression trained at
+start-up on the phrasings and on `examples/<locale>.toml`, questions people asked) ranks the topics. The message is answered when the best score reaches
 `MATCH_THRESHOLD`, or `EVIDENCE_THRESHOLD` for a message with `STRONG_EVIDENCE`, or when the
 classifier is sure of a topic the scores do not rule out (`CLASSIFIER_CONFIDENCE`,
 `CLASSIFIER_FLOOR`); never on weak words alone. The classifier picks the topic. Otherwise the bot
@@ -28,7 +28,7 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from bot.domain.errors import ProblemsError
 LOCALES = ("en", "zh_CN", "ru")
 DEFAULT_LOCALE = "en"
 DEFAULT_FAQ_DIR = Path(__file__).resolve().parent.parent / "data" / "faq"
+EXAMPLES_DIR = "examples"
 
 ACCOUNT_PLACEHOLDERS = frozenset(
     {"overdue_amount", "minimum_due", "daily_interest", "bureau_drop_off_date", "next_installment"}
@@ -139,12 +140,18 @@ class Vocabulary:
 
 @dataclass(frozen=True)
 class KnowledgeBase:
-    """The entries of one locale, in the file's order, and the locale's vocabulary."""
+    """The entries of one locale, in the file's order, the locale's vocabulary, and the examples.
+
+    `examples` are questions people asked, each with the id of the entry that answers it
+    (`examples/<locale>.toml`): they teach the topic classifier more ways of asking than the
+    phrasings, and are not used for the scores that decide whether to answer.
+    """
 
     locale: str
     entries: tuple[Entry, ...]
     source: str = ""
     vocabulary: Vocabulary = Vocabulary()
+    examples: tuple[tuple[str, str], ...] = ()
 
     def __iter__(self):
         return iter(self.entries)
@@ -212,11 +219,51 @@ def load_knowledge_base(directory: Path = DEFAULT_FAQ_DIR) -> dict[str, Knowledg
         base, found = _parse(raw, locale, source)
         problems.extend(found)
         if base is not None:
-            bases[locale] = base
+            examples, found = _load_examples(directory / EXAMPLES_DIR / f"{locale}.toml", base)
+            problems.extend(found)
+            bases[locale] = replace(base, examples=examples)
     problems.extend(_compare_locales(bases))
     if problems:
         raise FaqError(problems)
     return bases
+
+
+def _load_examples(path: Path, base: KnowledgeBase) -> tuple[tuple[tuple[str, str], ...], list[str]]:
+    """The examples file of `base`'s locale: `[examples]` with a list of questions per entry id.
+
+    The file is optional; every mistake is reported with the file and the key.
+    """
+    source = f"{EXAMPLES_DIR}/{path.name}"
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return (), []
+    except (OSError, UnicodeDecodeError) as error:
+        return (), [f"{source}: cannot be read ({error})"]
+    except tomllib.TOMLDecodeError as error:
+        return (), [f"{source}: not valid TOML ({error})"]
+    problems = [f"{source}: {key}: unknown key (expected [examples])" for key in raw if key != "examples"]
+    table = raw.get("examples", {})
+    if not isinstance(table, dict):
+        return (), [*problems, f"{source}: examples: must be a table of entry ids"]
+    known = set(base.ids)
+    examples: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for entry_id, questions in table.items():
+        where = f"{source}: examples.{entry_id}"
+        if entry_id not in known:
+            problems.append(f"{where}: no entry has this id")
+            continue
+        if not isinstance(questions, list) or not all(isinstance(q, str) and q.strip() for q in questions):
+            problems.append(f"{where}: must be a list of non-empty texts")
+            continue
+        for question in questions:
+            key = normalize(question, base.locale)
+            if key in seen:
+                problems.append(f"{where}: {question!r} appears twice")
+            seen.add(key)
+            examples.append((entry_id, question))
+    return tuple(examples), problems
 
 
 def parse_knowledge_base(raw: Mapping[str, Any], locale: str, source: str = "") -> KnowledgeBase:
@@ -599,7 +646,7 @@ class _Analyzer:
 
 class _TopicClassifier:
     """Logistic regression over character n-grams and the analyzer's words, trained at start-up on
-    the knowledge base's titles and phrasings.
+    the knowledge base's titles, phrasings and examples.
 
     It ranks topics better than phrasing-by-phrasing similarity for a question worded unlike any
     phrasing ("is there an operator I can chat to instead"), because it weighs every word and letter
@@ -716,9 +763,12 @@ class Matcher:
             for token in token_set:
                 self._index.setdefault(token, []).append(position)
         self._fuzzy_choices = [phrasing.fuzzy for phrasing in self._phrasings]
+        positions = {entry.id: index for index, entry in enumerate(base.entries)}
         self._classifier = _TopicClassifier(
-            [normalized for _index, normalized, _tokens in analysed],
-            [index for index, _normalized, _tokens in analysed],
+            [normalized for _index, normalized, _tokens in analysed]
+            + [normalize(text, self.locale) for _entry_id, text in base.examples],
+            [index for index, _normalized, _tokens in analysed]
+            + [positions[entry_id] for entry_id, _text in base.examples],
             self._analyzer.tokens,
         )
         self._corrections: dict[str, str | None] = {}
