@@ -40,22 +40,8 @@ EVALUATIONS = [(name, locale) for name in EVALUATION_SETS for locale in LOCALES]
 TARGET_ACCURACY = 0.90
 MAX_FALSE_MATCHES = 0.05
 # Where a locale misses a target on a set: the level reached, guarded against regressions.
-BELOW_TARGET: dict[tuple[str, str], float] = {
-    ("blind18", "ru"): 0.84,
-    ("blind18", "zh_CN"): 0.84,
-    ("blind19", "zh_CN"): 0.86,
-    ("blind20", "en"): 0.85,
-    ("blind20", "zh_CN"): 0.83,
-    ("blind21", "en"): 0.87,
-    ("blind21", "ru"): 0.85,
-    ("blind21", "zh_CN"): 0.86,
-}
-FALSE_MATCHES_ABOVE_TARGET: dict[tuple[str, str], float] = {
-    ("blind18", "ru"): 0.08,
-    ("blind20", "en"): 0.08,
-    ("blind21", "en"): 0.08,
-    ("blind21", "ru"): 0.08,
-}
+BELOW_TARGET: dict[tuple[str, str], float] = {}
+FALSE_MATCHES_ABOVE_TARGET: dict[tuple[str, str], float] = {("blind20", "en"): 0.08}
 OTHER_SERVICES = "other_services"
 """The topic that sends banking questions outside collections (savings, PINs, transfers) to the bank's
 own channels: an off-topic message answered with it is counted apart, not as a false match."""

@@ -11,7 +11,8 @@ overlap with fuzzy string similarity, and a topic classifier (logistic regressio
 start-up on the phrasings and on `examples/<locale>.toml`, questions people asked) ranks the topics. The message is answered when the best score reaches
 `MATCH_THRESHOLD`, or `EVIDENCE_THRESHOLD` for a message with `STRONG_EVIDENCE`, or when the
 classifier is sure of a topic the scores do not rule out (`CLASSIFIER_CONFIDENCE`,
-`CLASSIFIER_FLOOR`); never on weak words alone. The classifier picks the topic. Otherwise the bot
+`CLASSIFIER_FLOOR`), or leans to a topic the message shares topic words with (`CLASSIFIER_LEANING`,
+`TOPIC_EVIDENCE`, `TOPIC_FLOOR`); never on weak words alone. The classifier picks the topic. Otherwise the bot
 offers the three likeliest topics for an "I'm not sure I understood" answer. Messages that must go
 to a person (hardship, dispute, anger, asking for a person) are caught before matching, by the
 policy's handoff words.
@@ -93,6 +94,13 @@ CLASSIFIER_FLOOR = 0.33
 """A message below the thresholds above is still answered when the topic classifier gives its topic
 at least CLASSIFIER_CONFIDENCE and the scores above give that topic at least CLASSIFIER_FLOOR: the two
 read a message differently, and off-topic messages rarely convince both."""
+CLASSIFIER_LEANING = 0.4
+TOPIC_EVIDENCE = 1.0
+TOPIC_FLOOR = 0.2
+"""A long message that shares little with any phrasing is still answered when the classifier gives
+its topic at least CLASSIFIER_LEANING, and the message shares TOPIC_EVIDENCE (as STRONG_EVIDENCE
+counts) with that topic and scores TOPIC_FLOOR for it: "my husband says the number creeps up every
+day although we stopped using the card, how does that work"."""
 CLASSIFIER_REGULARIZATION = 10.0
 """The inverse regularization strength (C) of the topic classifier's logistic regression."""
 
@@ -928,6 +936,7 @@ class Matcher:
         ranked, small_talk = self._rank(text)
         _top, score, evidence = ranked[0]
         scores = {entry.id: entry_score for entry, entry_score, _ in ranked}
+        shared = {entry.id: entry_evidence for entry, _score, entry_evidence in ranked}
         classified = [
             (self.base.entries[index], probability)
             for index, probability in self._classifier.ranked(self._prepare(text))
@@ -938,6 +947,11 @@ class Matcher:
             score >= self.threshold
             or (score >= EVIDENCE_THRESHOLD and evidence >= STRONG_EVIDENCE)
             or (confidence >= CLASSIFIER_CONFIDENCE and scores[topic.id] >= CLASSIFIER_FLOOR)
+            or (
+                confidence >= CLASSIFIER_LEANING
+                and shared[topic.id] >= TOPIC_EVIDENCE
+                and scores[topic.id] >= TOPIC_FLOOR
+            )
         )
         if not answered:
             return MatchResult(best=None, score=score, candidates=candidates, small_talk=small_talk)
