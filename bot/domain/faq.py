@@ -510,7 +510,7 @@ _EN_STOP = frozenset(
     most other such own same only now get got gonna wanna gotta im ive id arent wasnt r s t d ll m
     re ve no yes thanks thank thx dear sir madam guys
     morning afternoon evening um uh hmm well actually really wondering cool great alright sure
-    lol haha cheers""".split()
+    lol haha""".split()
 )
 _RU_STOP = frozenset(
     """а и в во на с со к ко о об от до по за из у же ли бы то это этот эта эти этого этой что чтобы
