@@ -35,14 +35,15 @@ EVAL_DIR = Path(__file__).parent / "data"
 # once on arrival (the figures are in the commit that added it). Earlier sets (a tuning set and blind
 # sets 1 to 21) became the classifier's examples (bot/data/faq/examples), so they no longer measure
 # anything. 22 and 23 were measured once and then used to set the classifier's thresholds; 24 and 25
-# were measured once, and only their off-topic banking questions then became examples.
-EVALUATION_SETS = tuple(f"blind{number}" for number in range(22, 26))
+# were measured once, and only their off-topic banking questions then became examples; 26 and 27 were
+# measured once and not tuned on.
+EVALUATION_SETS = tuple(f"blind{number}" for number in range(22, 28))
 EVALUATIONS = [(name, locale) for name in EVALUATION_SETS for locale in LOCALES]
 TARGET_ACCURACY = 0.90
 MAX_FALSE_MATCHES = 0.05
 # Where a locale misses a target on a set: the level reached, guarded against regressions.
 BELOW_TARGET: dict[tuple[str, str], float] = {}
-FALSE_MATCHES_ABOVE_TARGET: dict[tuple[str, str], float] = {}
+FALSE_MATCHES_ABOVE_TARGET: dict[tuple[str, str], float] = {("blind26", "ru"): 0.08}
 OTHER_SERVICES = "other_services"
 """The topic that sends banking questions outside collections (savings, PINs, transfers) to the bank's
 own channels: an off-topic message answered with it is counted apart, not as a false match."""
