@@ -186,8 +186,9 @@ class KnowledgeBase:
 class MatchResult:
     """What the matcher found for a message.
 
-    `best` is the entry to answer with (score at least `MATCH_THRESHOLD`), or None: then the bot says
-    it is not sure and offers `candidates` (the closest topics, best first) and a person.
+    `best` is the entry to answer with, or None: then the bot says it is not sure and offers
+    `candidates` (the likeliest topics, best first, with their scores) and a person. `score` is the
+    score of `best`, or the best score when nothing is answered.
     `needs_verification` is True when `best` needs account figures and the chat is not verified: the
     bot asks the person to verify first and must not render the answer.
     `small_talk` is True when the message holds nothing to match but greetings, thanks and everyday
