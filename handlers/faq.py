@@ -44,11 +44,12 @@ Reading = Literal["answered", "small_talk", "not_sure"]
 
 
 class Question(Filter):
-    """Free text read against the knowledge base: `answered` when an entry answers it, `small_talk`
-    when it holds nothing to match ("hi", "ok thanks"), `not_sure` otherwise."""
+    """Free text read against the knowledge base, once per message: `answered` when an entry answers
+    it, `small_talk` when it holds nothing to match ("hi", "ok thanks"), `not_sure` otherwise. Passes
+    the readings it is given, with the match."""
 
-    def __init__(self, reading: Reading) -> None:
-        self.reading = reading
+    def __init__(self, *readings: Reading) -> None:
+        self.readings = readings
 
     async def __call__(self, message: Message, account: Account | None = None) -> bool | dict[str, MatchResult]:
         text = message.text or ""
@@ -59,7 +60,7 @@ class Question(Filter):
             reading = "answered"
         else:
             reading = "small_talk" if result.small_talk else "not_sure"
-        return {"match": result} if reading == self.reading else False
+        return {"match": result} if reading in self.readings else False
 
 
 async def answer_entry(
@@ -103,7 +104,7 @@ def answer_keyboard(entry: Entry, account: Account | None, settings: Settings) -
     return builder.as_markup()
 
 
-async def question_answered(
+async def question(
     message: Message,
     match: MatchResult,
     account: Account | None,
@@ -113,19 +114,20 @@ async def question_answered(
     settings: Settings,
     audit: AuditTrail,
 ) -> None:
-    assert match.best is not None
+    """Answer the question, greet small talk with the current step, or offer the likeliest topics."""
+    if match.small_talk:
+        await show_current_step(
+            message, state, account, _("I'm here to help. You can ask a question in your own words at any time.")
+        )
+        return
     await record_question(audit, message.chat.id, reader_locale(), message.text or "", match)
-    await answer_entry(message, match.best, account, state, arrangements, policy, settings)
+    if match.best is not None:
+        await answer_entry(message, match.best, account, state, arrangements, policy, settings)
+    else:
+        await not_sure(message, match)
 
 
-async def small_talk(message: Message, state: FSMContext, account: Account | None) -> None:
-    await show_current_step(
-        message, state, account, _("I'm here to help. You can ask a question in your own words at any time.")
-    )
-
-
-async def not_sure(message: Message, match: MatchResult, audit: AuditTrail) -> None:
-    await record_question(audit, message.chat.id, reader_locale(), message.text or "", match)
+async def not_sure(message: Message, match: MatchResult) -> None:
     builder = InlineKeyboardBuilder()
     for entry, _score in match.candidates[:3]:
         builder.button(text=entry.title, callback_data=FaqTopic(entry=entry.id))
@@ -177,15 +179,13 @@ def create_router() -> Router:
     router.callback_query.register(topic_chosen, FaqTopic.filter())
     router.callback_query.register(feedback, FaqFeedback.filter())
     waiting_for_phone = StateFilter(Verification.sharing_phone)
-    router.message.register(question_answered, waiting_for_phone, F.text, Question("answered"))
-    router.message.register(small_talk, waiting_for_phone, F.text, Question("small_talk"))
+    router.message.register(question, waiting_for_phone, F.text, Question("answered", "small_talk"))
     return router
 
 
 def create_questions_router() -> Router:
     """After the menus, before the catch-all: free text is a question, answered or narrowed down."""
     router = Router(name=f"{__name__}.questions")
-    router.message.register(question_answered, StateFilter(None), F.text, Question("answered"))
-    router.message.register(small_talk, StateFilter(None), F.text, Question("small_talk"))
-    router.message.register(not_sure, StateFilter(None), F.text, Question("not_sure"))
+    every_reading = Question("answered", "small_talk", "not_sure")
+    router.message.register(question, StateFilter(None), F.text, every_reading)
     return router

@@ -8,14 +8,14 @@ A `Matcher` is built once per locale: it precomputes the normalized, stemmed (en
 (zh) forms of every way of asking, their token sets and an inverted index with IDF weights.
 `Matcher.match(text)` scores a free-text message against every entry by combining weighted token
 overlap with fuzzy string similarity, and a topic classifier (logistic regression trained at
-start-up on the phrasings and on `examples/<locale>.toml`, questions people asked) ranks the topics. The message is answered when the best score reaches
-`MATCH_THRESHOLD`, or `EVIDENCE_THRESHOLD` for a message with `STRONG_EVIDENCE`, or when the
-classifier is sure of a topic the scores do not rule out (`CLASSIFIER_CONFIDENCE`,
-`CLASSIFIER_FLOOR`), or leans to a topic the message shares topic words with (`CLASSIFIER_LEANING`,
-`TOPIC_EVIDENCE`, `TOPIC_FLOOR`); never on weak words alone. The classifier picks the topic. Otherwise the bot
-offers the three likeliest topics for an "I'm not sure I understood" answer. Messages that must go
-to a person (hardship, dispute, anger, asking for a person) are caught before matching, by the
-policy's handoff words.
+start-up on the phrasings and on `examples/<locale>.toml`, questions people asked) ranks the
+topics. The message is answered when the best score reaches `MATCH_THRESHOLD`, or
+`EVIDENCE_THRESHOLD` for a message with `STRONG_EVIDENCE`, or when the classifier is sure of a topic
+the scores do not rule out (`CLASSIFIER_CONFIDENCE`, `CLASSIFIER_FLOOR`), or leans to a topic the
+message shares topic words with (`CLASSIFIER_LEANING`, `TOPIC_EVIDENCE`, `TOPIC_FLOOR`); never on
+weak words alone. The classifier picks the topic. Otherwise the bot offers the three likeliest
+topics for an "I'm not sure I understood" answer. Messages that must go to a person (hardship,
+dispute, anger, asking for a person) are caught before matching, by the policy's handoff words.
 
 Answers may use the account's figures through placeholders; an entry that needs them
 (`needs_account`) is only rendered for a verified chat, with values the caller formatted (Babel).
@@ -600,7 +600,7 @@ class _Analyzer:
     def _token(self, word: str) -> str:
         """The token a single word is read as."""
         word = normalize(word, self.locale)
-        return self._synonyms.get(word, word) if self.chinese else self._stem(word)
+        return self.synonym(word) if self.chinese else self._stem(word)
 
     def synonym(self, word: str) -> str:
         """The word that stands for `word`'s synonym group, or `word` itself."""
@@ -852,16 +852,16 @@ class Matcher:
 
     def scores(self, text: str) -> list[tuple[Entry, float]]:
         """Every entry with its score (0..1), best first."""
-        return [(entry, score) for entry, score, _evidence in self._rank(text)[0]]
+        return [(entry, score) for entry, score, _evidence in self._rank(self._prepare(text))[0]]
 
-    def _rank(self, text: str) -> tuple[list[tuple[Entry, float, float]], bool]:
+    def _rank(self, normalized: str) -> tuple[list[tuple[Entry, float, float]], bool]:
         """Every entry with its score and the evidence for it, best first; and whether the message is
         small talk (no word but weak ones).
 
         The evidence is what the message shares with the entry, counted in words only one entry uses
         (see STRONG_EVIDENCE); it is -1 when the message shares nothing with the entry but weak words.
+        `normalized` is the message as `_prepare` gives it.
         """
-        normalized = self._prepare(text)
         # words, but none to match: a greeting or thanks; a typed number or amount is no small talk
         small_talk = any(char.isalpha() for char in normalized)
         if not normalized:
@@ -890,20 +890,11 @@ class Matcher:
         # Chinese single characters repeat their word's evidence and do not count twice; weak words
         # are no evidence
         weak = self._analyzer.weak
-        evidence = [
-            sum(
-                weight
-                for token, weight in weights.items()
-                if token in vocabulary and token[0] != "#" and token not in weak
-            )
-            / self._specific_weight
-            for vocabulary in self._entry_vocabulary
-        ]
-        only_weak = [
-            bool(shared) and shared <= weak
-            for shared in ({token for token in weights if token in vocabulary and token[0] != "#"}
-                           for vocabulary in self._entry_vocabulary)
-        ]
+        evidence = []
+        for vocabulary in self._entry_vocabulary:
+            shared = [token for token in weights if token in vocabulary and token[0] != "#"]
+            strong = sum(weights[token] for token in shared if token not in weak) / self._specific_weight
+            evidence.append(-1.0 if shared and all(token in weak for token in shared) else strong)
         best_fuzzy = [0.0] * len(self.base.entries)
         query_fuzzy = self._analyzer.fuzzy_form(normalized, raw_tokens)
         if query_fuzzy:
@@ -921,7 +912,7 @@ class Matcher:
                 OVERLAP_WEIGHT * best_overlap[index]
                 + COVERAGE_WEIGHT * coverage[index]
                 + FUZZY_WEIGHT * best_fuzzy[index],
-                -1.0 if only_weak[index] else evidence[index],
+                evidence[index],
             )
             for index, entry in enumerate(self.base.entries)
         ]
@@ -934,13 +925,14 @@ class Matcher:
 
         The scores decide whether the message is answered; the classifier decides with which topic.
         """
-        ranked, small_talk = self._rank(text)
+        normalized = self._prepare(text)
+        ranked, small_talk = self._rank(normalized)
         _top, score, evidence = ranked[0]
         scores = {entry.id: entry_score for entry, entry_score, _ in ranked}
         shared = {entry.id: entry_evidence for entry, _score, entry_evidence in ranked}
         classified = [
             (self.base.entries[index], probability)
-            for index, probability in self._classifier.ranked(self._prepare(text))
+            for index, probability in self._classifier.ranked(normalized)
         ]
         topic, confidence = classified[0]
         candidates = [(entry, scores[entry.id]) for entry, _probability in classified[:CANDIDATE_COUNT]]
