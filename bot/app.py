@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -13,7 +14,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation
-from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.fsm.storage.memory import DisabledEventIsolation, SimpleEventIsolation
 from aiogram.types import BotCommand, BotCommandScopeDefault
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
@@ -27,8 +28,8 @@ from bot.desk import Desk
 from bot.domain.faq import matcher_for
 from bot.domain.policy import Policy, load_policy
 from bot.i18n import ChatLocaleMiddleware, create_i18n
-from bot.middlewares import UpdateContextMiddleware, UpdatesInFlight
-from bot.services.audit import AuditTrail, OutboundAuditMiddleware
+from bot.middlewares import UnitOfWorkMiddleware, UpdatesInFlight
+from bot.services.audit import OutboundMiddleware
 from bot.services.verification import VerificationRules
 from bot.settings import SUPPORTED_LOCALES, Settings
 from handlers import get_routers
@@ -48,10 +49,18 @@ class App:
     clock: Clock
     updates: UpdatesInFlight
     desk: Desk | None
+    isolation: BaseEventIsolation
+    """One update per chat at a time."""
+
+    async def start_polling(self, **options: Any) -> None:
+        """Long polling, fetching no more updates than may be handled at once."""
+        await self.dispatcher.start_polling(
+            self.bot, close_bot_session=False, tasks_concurrency_limit=self.updates.limit, **options
+        )
 
     async def close(self) -> None:
         await self.dispatcher.storage.close()
-        await self.dispatcher.fsm.events_isolation.close()
+        await self.isolation.close()
         await self.bot.session.close()
         await self.engine.dispose()
 
@@ -71,13 +80,13 @@ def create_dispatcher(
     policy: Policy,
     i18n: I18n,
     clock: Clock,
-    audit: AuditTrail,
     updates: UpdatesInFlight,
     desk: Desk | None,
+    isolation: BaseEventIsolation,
 ) -> Dispatcher:
     dispatcher = Dispatcher(
         storage=SQLAlchemyStorage(session_factory),
-        events_isolation=create_events_isolation(settings),
+        events_isolation=DisabledEventIsolation(),  # the unit-of-work middleware holds the chat's lock
         settings=settings,
         policy=policy,
         clock=clock,
@@ -90,8 +99,8 @@ def create_dispatcher(
         lock_minutes=settings.verify_lock_minutes,
         idle_minutes=settings.session_idle_minutes,
     )
-    track_outermost(dispatcher, updates)
-    dispatcher.update.outer_middleware(UpdateContextMiddleware(session_factory, rules, policy, clock, audit))
+    unit_of_work = UnitOfWorkMiddleware(session_factory, isolation, dispatcher.fsm, rules, policy, clock)
+    arrange_update_middlewares(dispatcher, updates, unit_of_work)
     dispatcher.update.outer_middleware(ChatLocaleMiddleware(i18n))
     dispatcher.callback_query.outer_middleware(CallbackAnswerMiddleware())
     dispatcher.include_routers(*get_routers(settings.agent_chat_id))
@@ -123,14 +132,21 @@ class DeskWatch:
                 await self.task
 
 
-def track_outermost(dispatcher: Dispatcher, updates: UpdatesInFlight) -> None:
-    """Put the tracker around aiogram's own error middleware, so an apology counts as handling."""
+def arrange_update_middlewares(dispatcher: Dispatcher, updates: UpdatesInFlight, unit_of_work: UnitOfWorkMiddleware) -> None:
+    """The order around every update, outermost first.
+
+    The bound on updates in flight wraps aiogram's error middleware, so an apology counts as
+    handling; the unit of work opens after aiogram has found the chat and the user, and before its
+    FSM middleware reads the state through the unit.
+    """
     manager = dispatcher.update.outer_middleware
     builtin = list(manager)
     for middleware in builtin:
         manager.unregister(middleware)
     manager.register(updates)
     for middleware in builtin:
+        if middleware is dispatcher.fsm:
+            manager.register(unit_of_work)
         manager.register(middleware)
 
 
@@ -149,19 +165,19 @@ async def create_app(settings: Settings, *, clock: Clock | None = None, token: s
     policy = load_policy(settings.policy_file)
     for locale in SUPPORTED_LOCALES:  # validates the bank's files; the first question does not wait
         matcher_for(locale)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, settings.max_concurrent_updates)
     await create_schema(engine)
     session_factory = create_session_factory(engine)
     i18n = create_i18n(settings.default_locale)
-    audit = AuditTrail(session_factory, clock)
     bot = create_bot(settings, token)
-    bot.session.middleware(OutboundAuditMiddleware(audit))
-    updates = UpdatesInFlight()
+    bot.session.middleware(OutboundMiddleware(session_factory, clock))
+    updates = UpdatesInFlight(settings.max_concurrent_updates)
     desk = None
     if settings.agent_chat_id is not None:
         desk = Desk(bot, settings.agent_chat_id, settings.agent_ids, i18n, settings.default_locale)
-    dispatcher = create_dispatcher(settings, session_factory, policy, i18n, clock, audit, updates, desk)
-    return App(settings, engine, session_factory, bot, dispatcher, policy, i18n, clock, updates, desk)
+    isolation = create_events_isolation(settings)
+    dispatcher = create_dispatcher(settings, session_factory, policy, i18n, clock, updates, desk, isolation)
+    return App(settings, engine, session_factory, bot, dispatcher, policy, i18n, clock, updates, desk, isolation)
 
 
 async def set_commands(bot: Bot, i18n: I18n) -> None:

@@ -78,7 +78,7 @@ async def run(settings: Settings, _arguments: argparse.Namespace) -> int:
         return EXIT_USAGE
     app = await create_app(settings)
     try:
-        await app.dispatcher.start_polling(app.bot, close_bot_session=False)
+        await app.start_polling()
     finally:
         await app.close()
     return 0

@@ -105,7 +105,7 @@ class Desk:
 
     async def announce_waiting(self, session_factory: async_sessionmaker[AsyncSession], policy: Policy, clock: Clock) -> int:
         """Announce again, in the group, every case left waiting past the policy's time."""
-        async with session_factory() as session:
+        async with session_factory() as session, session.begin():
             cases = CaseService(session, clock)
             due = await cases.due_for_announcement(timedelta(minutes=policy.handoff.reannounce_minutes))
         for case in due:

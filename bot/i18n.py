@@ -52,7 +52,8 @@ class ChatLocaleMiddleware(I18nMiddleware):
     """The chat's chosen language, else the user's Telegram language, else the default."""
 
     async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
-        profile = data.get("chat_profile")
+        ctx = data.get("ctx")
+        profile = ctx.profile if ctx is not None else None
         if profile is not None and profile.locale in SUPPORTED_LOCALES:
             return profile.locale
         user: User | None = data.get("event_from_user")

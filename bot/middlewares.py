@@ -1,38 +1,50 @@
-"""Per-update wiring: one database session, the chat's verification state, the audit of what came in."""
+"""Per-update wiring: a bound on updates in flight, one chat at a time, one unit of work."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware
+from aiogram import BaseMiddleware, Bot
+from aiogram.fsm.middleware import FSMContextMiddleware
+from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.types import Chat, TelegramObject, Update, User
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.context import UpdateContext
+from bot.db.unit_of_work import UnitOfWork, unit_of_work
 from bot.domain.policy import Policy
 from bot.services.arrangements import ArrangementService
-from bot.services.cases import CaseService
 from bot.services.audit import AuditTrail, current_account
+from bot.services.cases import CaseService
 from bot.services.verification import VerificationRules, VerificationService
 
 
-class UpdateContextMiddleware(BaseMiddleware):
-    """Gives handlers `db`, the services, `chat_session` and `account` for this update."""
+class UnitOfWorkMiddleware(BaseMiddleware):
+    """Holds the chat's lock, opens the update's unit of work and gives handlers `ctx`.
+
+    The lock is taken here rather than by aiogram's FSM middleware so that the unit is committed
+    before the next update of the same chat reads the state it wrote.
+    """
 
     def __init__(
         self,
         session_factory: async_sessionmaker[AsyncSession],
+        isolation: BaseEventIsolation,
+        fsm: FSMContextMiddleware,
         rules: VerificationRules,
         policy: Policy,
         clock: Clock,
-        audit: AuditTrail,
     ) -> None:
         self.session_factory = session_factory
+        self.isolation = isolation
+        self.fsm = fsm
         self.rules = rules
         self.policy = policy
         self.clock = clock
-        self.audit = audit
 
     async def __call__(
         self,
@@ -41,39 +53,55 @@ class UpdateContextMiddleware(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         assert isinstance(event, Update)
-        user: User | None = data.get("event_from_user")
-        chat: Chat | None = data.get("event_chat")
-        async with self.session_factory() as session:
-            verification = VerificationService(session, self.rules, self.clock)
-            data["db"] = session
-            data["audit"] = self.audit
-            data["verification"] = verification
-            data["arrangements"] = ArrangementService(session, self.policy, self.clock)
-            data["cases"] = cases = CaseService(session, self.clock)
-            data["open_case"] = None
-            data["chat_session"] = None
-            data["account"] = None
-            if chat is not None and chat.type == "private" and user is not None:
-                chat_session = await verification.open_chat(chat.id, user.id)
-                data["chat_session"] = chat_session
-                data["chat_profile"] = chat_session.profile
-                data["account"] = chat_session.account
-                data["open_case"] = await cases.open_for_chat(chat.id)
-            account = data["account"]
-            token = current_account.set(account.id if account is not None else None)
+        bot: Bot = data["bot"]
+        fsm_context = self.fsm.resolve_event_context(bot, data)
+        chat_lock = self.isolation.lock(fsm_context.key) if fsm_context else contextlib.nullcontext()
+        async with chat_lock, unit_of_work(self.session_factory) as unit:
+            ctx = await self.context(unit, data.get("event_chat"), data.get("event_from_user"))
+            data["ctx"] = ctx
+            token = current_account.set(ctx.account.id if ctx.account is not None else None)
             try:
-                await self.audit.inbound(event, chat.id if chat else None)
+                ctx.audit.inbound(event, _chat_id(data))
                 return await handler(event, data)
             finally:
                 current_account.reset(token)
 
+    async def context(self, unit: UnitOfWork, chat: Chat | None, user: User | None) -> UpdateContext:
+        session = unit.session
+        verification = VerificationService(session, self.rules, self.clock)
+        cases = CaseService(session, self.clock)
+        chat_session = open_case = None
+        if chat is not None and chat.type == "private" and user is not None:
+            chat_session = await verification.open_chat(chat.id, user.id)
+            open_case = await cases.open_for_chat(chat.id)
+        return UpdateContext(
+            unit=unit,
+            verification=verification,
+            arrangements=ArrangementService(session, self.policy, self.clock),
+            cases=cases,
+            audit=AuditTrail(session, self.clock),
+            chat=chat_session,
+            open_case=open_case,
+        )
+
+
+def _chat_id(data: dict[str, Any]) -> int | None:
+    chat: Chat | None = data.get("event_chat")
+    return chat.id if chat else None
+
 
 class UpdatesInFlight(BaseMiddleware):
-    """Knows which updates the dispatcher has finished, so a shutdown or a test can wait for them."""
+    """Bounds how many updates are handled at once, and knows which ones are finished.
+
+    The bound is what sizes the database pool (each update holds at most one connection), so no
+    update can wait for a connection another update holds. A shutdown or a test waits on `handled`.
+    """
 
     REMEMBERED = 10_000
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._slots = asyncio.Semaphore(limit)
         self.running = 0
         self.finished: set[int] = set()
 
@@ -86,7 +114,8 @@ class UpdatesInFlight(BaseMiddleware):
         assert isinstance(event, Update)
         self.running += 1
         try:
-            return await handler(event, data)
+            async with self._slots:
+                return await handler(event, data)
         finally:
             self.running -= 1
             if len(self.finished) >= self.REMEMBERED:

@@ -28,7 +28,7 @@ async def run_sandbox(settings: Settings, language_code: str = "en") -> int:
     settings = settings.model_copy(update={"telegram_api_url": base_url})
     app = await create_app(settings, token=SANDBOX_TOKEN)
     polling = asyncio.create_task(
-        app.dispatcher.start_polling(app.bot, handle_signals=False, close_bot_session=False)
+        app.start_polling(handle_signals=False)
     )
     try:
         await load_demo_data_if_empty(app)

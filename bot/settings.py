@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     verify_lock_minutes: int = Field(default=30, ge=1, le=10080)
     session_idle_minutes: int = Field(default=30, ge=1, le=10080)
     redis_url: str | None = None
+    max_concurrent_updates: int = Field(default=32, ge=1, le=1000)
     payment_url_template: str = "https://pay.example-bank.com/card?account={account_id}&amount={amount}"
 
     @field_validator("bot_token", mode="before")

@@ -9,6 +9,7 @@ from aiogram.filters import Command, MagicData
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.context import UpdateContext
 from bot.db.models import Account
 from bot.domain.policy import Policy, Stage
 from bot.formatting import day, money, percent, years
@@ -18,8 +19,9 @@ from handlers.prompts import reader_locale
 from handlers.verify import disclosures
 
 
-async def show_balance(message: Message, account: Account, arrangements: ArrangementService, policy: Policy) -> None:
-    await message.answer(balance_text(account, arrangements, policy), reply_markup=main_menu_keyboard())
+async def show_balance(message: Message, ctx: UpdateContext, policy: Policy) -> None:
+    assert ctx.account is not None
+    await message.answer(balance_text(ctx.account, ctx.arrangements, policy), reply_markup=main_menu_keyboard())
 
 
 def balance_text(account: Account, arrangements: ArrangementService, policy: Policy) -> str:
@@ -108,7 +110,7 @@ def add_years(start: date, years: int) -> date:
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    verified = MagicData(F.account.is_not(None))
+    verified = MagicData(F.ctx.account.is_not(None))
     router.message.register(show_balance, Command("balance"), verified)
     router.message.register(show_balance, F.text == BALANCE, verified)
     return router

@@ -12,16 +12,15 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.db.models import Account
 from bot.domain.policy import Policy
 from bot.i18n import LANGUAGE_NAMES
-from bot.services.verification import ChatSession, VerificationService
+from bot.context import UpdateContext
 from handlers.keyboards import CONTACT_BANK, SIGN_OUT, LanguageChoice, language_keyboard
 from handlers.prompts import ask_for_phone, edit_once, show_current_step
 
 
 
-async def help_command(message: Message, state: FSMContext, account: Account | None) -> None:
+async def help_command(message: Message, state: FSMContext, ctx: UpdateContext) -> None:
     text = _(
         "I help you settle an overdue card payment safely in this chat.\n\n"
         "First I confirm it's you with your phone number and date of birth. "
@@ -30,16 +29,17 @@ async def help_command(message: Message, state: FSMContext, account: Account | N
         "/language – change the language\n/cancel – stop what we are doing\n/stop – no more messages from us\n"
         "/help – this message"
     )
-    await show_current_step(message, state, account, text)
+    await show_current_step(message, state, ctx.account, text)
 
 
-async def cancel_command(message: Message, state: FSMContext, account: Account | None) -> None:
+async def cancel_command(message: Message, state: FSMContext, ctx: UpdateContext) -> None:
     await state.clear()
-    await show_current_step(message, state, account, _("Cancelled."))
+    await show_current_step(message, state, ctx.account, _("Cancelled."))
 
 
-async def stop_command(message: Message, verification: VerificationService, chat_session: ChatSession) -> None:
-    await verification.opt_out(chat_session.profile)
+async def stop_command(message: Message, ctx: UpdateContext) -> None:
+    assert ctx.profile is not None
+    await ctx.verification.opt_out(ctx.profile)
     await message.answer(
         _("Done: we will not send you messages in this chat. You can still write to me at any time; /start resumes."),
         reply_markup=ReplyKeyboardRemove(),
@@ -54,27 +54,28 @@ async def language_chosen(
     query: CallbackQuery,
     callback_data: LanguageChoice,
     state: FSMContext,
-    verification: VerificationService,
-    chat_session: ChatSession,
+    ctx: UpdateContext,
     i18n: I18n,
     callback_answer: CallbackAnswer,
 ) -> None:
     if callback_data.locale not in LANGUAGE_NAMES or not isinstance(query.message, Message):
         callback_answer.text = _("This button is no longer active.")
         return
-    await verification.set_locale(chat_session.profile, callback_data.locale)
+    assert ctx.profile is not None
+    await ctx.verification.set_locale(ctx.profile, callback_data.locale)
     with i18n.use_locale(callback_data.locale):
         chosen = _("Language: {name}").format(name=LANGUAGE_NAMES[callback_data.locale])
         if await edit_once(query.message, chosen):
-            await show_current_step(query.message, state, chat_session.account)
+            await show_current_step(query.message, state, ctx.account)
 
 
 async def contact_bank(message: Message, policy: Policy) -> None:
     await message.answer(bank_contact_text(policy))
 
 
-async def sign_out(message: Message, state: FSMContext, verification: VerificationService, chat_session: ChatSession) -> None:
-    await verification.sign_out(chat_session.profile)
+async def sign_out(message: Message, state: FSMContext, ctx: UpdateContext) -> None:
+    assert ctx.profile is not None
+    await ctx.verification.sign_out(ctx.profile)
     await state.clear()
     await ask_for_phone(message, state, _("You are signed out."))
 

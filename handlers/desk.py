@@ -14,11 +14,12 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, Telegram
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
+from bot.context import UpdateContext
 from bot.db.models import Account, Case
 from bot.desk import Desk
 from bot.domain.errors import DomainError
 from bot.formatting import duration, money, percent
-from bot.services.arrangements import ArrangementService, OfferUnavailable, Proposal
+from bot.services.arrangements import OfferUnavailable, Proposal
 from bot.services.cases import CaseService
 from handlers.handoff import rating_keyboard, resolve_keyboard
 from handlers.keyboards import CaseAction, ProposalAction
@@ -38,17 +39,17 @@ class InDesk(Filter):
 class InCaseTopic(Filter):
     """A message in a case's topic: gives the handler its `case`."""
 
-    async def __call__(self, message: Message, cases: CaseService) -> bool | dict[str, Case]:
+    async def __call__(self, message: Message, ctx: UpdateContext) -> bool | dict[str, Case]:
         if not message.is_topic_message or message.message_thread_id is None:
             return False
-        case = await cases.by_topic(message.message_thread_id)
+        case = await ctx.cases.by_topic(message.message_thread_id)
         return {"case": case} if case is not None else False
 
 
 async def claim(
-    query: CallbackQuery, callback_data: CaseAction, cases: CaseService, desk: Desk, bot: Bot, callback_answer: CallbackAnswer
+    query: CallbackQuery, callback_data: CaseAction, ctx: UpdateContext, desk: Desk, bot: Bot, callback_answer: CallbackAnswer
 ) -> None:
-    result = await cases.claim(callback_data.case_id, query.from_user.id)
+    result = await ctx.cases.claim(callback_data.case_id, query.from_user.id)
     if not result.won:
         callback_answer.text = _("Already taken by agent {agent}.").format(agent=result.case.agent_id)
         return
@@ -59,20 +60,22 @@ async def claim(
     await tell_cardholder(bot, desk, case, _("A person from the bank has joined this chat. Please go ahead."))
 
 
-async def resolve_button(query: CallbackQuery, callback_data: CaseAction, cases: CaseService, desk: Desk, bot: Bot, callback_answer: CallbackAnswer) -> None:
-    case = await cases.get(callback_data.case_id)
+async def resolve_button(
+    query: CallbackQuery, callback_data: CaseAction, ctx: UpdateContext, desk: Desk, bot: Bot, callback_answer: CallbackAnswer
+) -> None:
+    case = await ctx.cases.get(callback_data.case_id)
     if case is None or case.status != "claimed" or case.agent_id != query.from_user.id:
         callback_answer.text = _("Only the agent who claimed the case can resolve it.")
         return
-    await resolve(case, query.from_user.id, _("resolved"), cases, desk, bot)
+    await resolve(case, query.from_user.id, _("resolved"), ctx.cases, desk, bot)
 
 
-async def resolve_command(message: Message, command: CommandObject, case: Case, cases: CaseService, desk: Desk, bot: Bot) -> None:
+async def resolve_command(message: Message, command: CommandObject, case: Case, ctx: UpdateContext, desk: Desk, bot: Bot) -> None:
     assert message.from_user is not None
     if case.status != "claimed" or case.agent_id != message.from_user.id:
         await message.reply(_("Only the agent who claimed the case can resolve it."))
         return
-    await resolve(case, message.from_user.id, command.args or _("resolved"), cases, desk, bot)
+    await resolve(case, message.from_user.id, command.args or _("resolved"), ctx.cases, desk, bot)
 
 
 async def resolve(case: Case, agent_id: int, outcome: str, cases: CaseService, desk: Desk, bot: Bot) -> None:
@@ -89,7 +92,7 @@ async def resolve(case: Case, agent_id: int, outcome: str, cases: CaseService, d
     await tell_cardholder(bot, desk, case, text, markup)
 
 
-async def agent_wrote(message: Message, case: Case, cases: CaseService, desk: Desk) -> None:
+async def agent_wrote(message: Message, case: Case, ctx: UpdateContext, desk: Desk) -> None:
     assert message.from_user is not None
     if case.status == "resolved":
         await message.reply(_("This case is resolved."))
@@ -97,27 +100,25 @@ async def agent_wrote(message: Message, case: Case, cases: CaseService, desk: De
     if case.status != "claimed" or case.agent_id != message.from_user.id:
         await message.reply(_("Claim the case first: only the agent who claimed it talks to the cardholder."))
         return
-    delivery = await desk.relay(cases, case, "to_cardholder", message.chat.id, message.message_id, message.text or message.caption or f"[{message.content_type}]")
+    delivery = await desk.relay(ctx.cases, case, "to_cardholder", message.chat.id, message.message_id, message.text or message.caption or f"[{message.content_type}]")
     if delivery.status == "blocked":
         await message.reply(_("Not delivered: the cardholder has blocked the bot."))
     elif delivery.status == "failed":
         await message.reply(_("Not delivered: Telegram refused it several times. Please try again."))
 
 
-async def note(message: Message, command: CommandObject, case: Case, cases: CaseService) -> None:
+async def note(message: Message, command: CommandObject, case: Case, ctx: UpdateContext) -> None:
     assert message.from_user is not None
-    await cases.note(case, message.from_user.id, command.args or "")
+    await ctx.cases.note(case, message.from_user.id, command.args or "")
     await message.reply(_("Note recorded. It is not sent to the cardholder."))
 
 
-async def offer(
-    message: Message, command: CommandObject, case: Case, cases: CaseService, arrangements: ArrangementService, desk: Desk, bot: Bot
-) -> None:
+async def offer(message: Message, command: CommandObject, case: Case, ctx: UpdateContext, desk: Desk, bot: Bot) -> None:
     assert message.from_user is not None
     if case.status != "claimed" or case.agent_id != message.from_user.id:
         await message.reply(_("Claim the case first: only the agent who claimed it talks to the cardholder."))
         return
-    account = await cases.session.get(Account, case.account_pk) if case.account_pk else None
+    account = await ctx.db.get(Account, case.account_pk) if case.account_pk else None
     if account is None:
         await message.reply(_("No offer is possible: the person is not verified."))
         return
@@ -125,15 +126,14 @@ async def offer(
     try:
         months = int(parts[0])
         rate = Decimal(parts[1]) if len(parts) > 1 else None
-        proposal = await arrangements.agent_offer(account, months, rate, message.from_user.id, case.chat_id)
+        proposal = await ctx.arrangements.agent_offer(account, months, rate, message.from_user.id, case.chat_id)
     except (IndexError, ValueError, InvalidOperation):
         await message.reply(_("Usage: /offer MONTHS [ANNUAL RATE], for example /offer 36 or /offer 36 0.06"))
         return
     except DomainError as error:
         await message.reply(_("No offer: {reason}").format(reason=escape(str(error))))
         return
-    await cases.record(case, f"agent:{message.from_user.id}", "offer", f"offer {proposal.offer_id}: {months} months")
-    await cases.session.commit()
+    await ctx.cases.record(case, f"agent:{message.from_user.id}", "offer", f"offer {proposal.offer_id}: {months} months")
     await send_offer(case, proposal, bot, desk, message)
 
 
@@ -150,21 +150,20 @@ async def send_offer(case: Case, proposal: Proposal, bot: Bot, desk: Desk, reply
 
 
 async def proposal_decision(
-    query: CallbackQuery, callback_data: ProposalAction, cases: CaseService, arrangements: ArrangementService, desk: Desk, bot: Bot, callback_answer: CallbackAnswer
+    query: CallbackQuery, callback_data: ProposalAction, ctx: UpdateContext, desk: Desk, bot: Bot, callback_answer: CallbackAnswer
 ) -> None:
     assert isinstance(query.message, Message)
-    case = await cases.by_topic(query.message.message_thread_id or 0)
+    case = await ctx.cases.by_topic(query.message.message_thread_id or 0)
     if case is None or case.status == "resolved" or case.account_pk is None:
         callback_answer.text = _("This case is resolved.")
         return
-    account = await cases.session.get(Account, case.account_pk)
+    account = await ctx.db.get(Account, case.account_pk)
     assert account is not None
-    await cases.record(case, f"agent:{query.from_user.id}", "decision", f"{callback_data.action} offer {callback_data.offer_id}")
-    await cases.session.commit()
+    await ctx.cases.record(case, f"agent:{query.from_user.id}", "decision", f"{callback_data.action} offer {callback_data.offer_id}")
     await query.message.edit_reply_markup(reply_markup=None)
     if callback_data.action == "approve":
         try:
-            proposal = await arrangements.approve(account, callback_data.offer_id, query.from_user.id)
+            proposal = await ctx.arrangements.approve(account, callback_data.offer_id, query.from_user.id)
         except OfferUnavailable:
             await query.message.reply(_("This proposal is no longer valid; send a new one with /offer."))
             return
@@ -178,12 +177,12 @@ async def proposal_decision(
         await query.message.reply(_("Declined; the cardholder was told."))
 
 
-async def queue(message: Message, cases: CaseService) -> None:
-    waiting = await cases.waiting()
+async def queue(message: Message, ctx: UpdateContext) -> None:
+    waiting = await ctx.cases.waiting()
     if not waiting:
         await message.reply(_("No case is waiting."))
         return
-    now = cases.clock.now()
+    now = ctx.cases.clock.now()
     lines = [_("Waiting cases, oldest first:")]
     for case in waiting:
         lines.append(_("#{id} {reason}, waiting {wait}").format(id=case.id, reason=case.reason, wait=duration(now - case.created_at, reader_locale())))

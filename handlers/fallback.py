@@ -10,7 +10,7 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
-from bot.db.models import Account
+from bot.context import UpdateContext
 from handlers.prompts import show_current_step
 
 
@@ -21,29 +21,29 @@ async def edited(message: Message) -> None:
     await message.answer(_("I only act on new messages. If you changed something, please send it again."))
 
 
-async def unknown_command(message: Message, state: FSMContext, account: Account | None) -> None:
+async def unknown_command(message: Message, state: FSMContext, ctx: UpdateContext) -> None:
     command = (message.text or "").split()[0][:64]
     await show_current_step(
-        message, state, account, _("I don't know the command {command}. See /help.").format(command=escape(command))
+        message, state, ctx.account, _("I don't know the command {command}. See /help.").format(command=escape(command))
     )
 
 
-async def too_long(message: Message, state: FSMContext, account: Account | None) -> None:
+async def too_long(message: Message, state: FSMContext, ctx: UpdateContext) -> None:
     await show_current_step(
         message,
         state,
-        account,
+        ctx.account,
         _("That message is too long for me. Please keep it under {limit} characters.").format(limit=LONGEST_TEXT_READ),
     )
 
 
-async def not_understood(message: Message, state: FSMContext, account: Account | None) -> None:
-    await show_current_step(message, state, account, _("Sorry, I didn't understand that."))
+async def not_understood(message: Message, state: FSMContext, ctx: UpdateContext) -> None:
+    await show_current_step(message, state, ctx.account, _("Sorry, I didn't understand that."))
 
 
-async def not_text(message: Message, state: FSMContext, account: Account | None) -> None:
+async def not_text(message: Message, state: FSMContext, ctx: UpdateContext) -> None:
     await show_current_step(
-        message, state, account, _("I can only read text messages and the buttons in this chat.")
+        message, state, ctx.account, _("I can only read text messages and the buttons in this chat.")
     )
 
 

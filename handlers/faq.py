@@ -15,12 +15,12 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.context import UpdateContext
 from bot.db.models import Account
 from bot.domain.faq import Entry, MatchResult, faq_topics, knowledge_base, matcher_for, render_answer
 from bot.domain.policy import Policy
 from bot.formatting import day, money
 from bot.services.arrangements import ArrangementService
-from bot.services.audit import AuditTrail
 from bot.services.faq_review import record_feedback, record_question, record_topic
 from bot.settings import Settings
 from handlers.balance import add_years
@@ -51,11 +51,11 @@ class Question(Filter):
     def __init__(self, *readings: Reading) -> None:
         self.readings = readings
 
-    async def __call__(self, message: Message, account: Account | None = None) -> bool | dict[str, MatchResult]:
+    async def __call__(self, message: Message, ctx: UpdateContext) -> bool | dict[str, MatchResult]:
         text = message.text or ""
         if not text or text.startswith("/") or len(text) > LONGEST_TEXT_READ:
             return False
-        result = matcher_for(reader_locale()).match(text, verified=account is not None)
+        result = matcher_for(reader_locale()).match(text, verified=ctx.account is not None)
         if result.best is not None:
             reading = "answered"
         else:
@@ -105,24 +105,18 @@ def answer_keyboard(entry: Entry, account: Account | None, settings: Settings) -
 
 
 async def question(
-    message: Message,
-    match: MatchResult,
-    account: Account | None,
-    state: FSMContext,
-    arrangements: ArrangementService,
-    policy: Policy,
-    settings: Settings,
-    audit: AuditTrail,
+    message: Message, match: MatchResult, ctx: UpdateContext, state: FSMContext, policy: Policy, settings: Settings
 ) -> None:
     """Answer the question, greet small talk with the current step, or offer the likeliest topics."""
+    account = ctx.account
     if match.small_talk:
         await show_current_step(
             message, state, account, _("I'm here to help. You can ask a question in your own words at any time.")
         )
         return
-    await record_question(audit, message.chat.id, reader_locale(), message.text or "", match)
+    record_question(ctx.audit, message.chat.id, reader_locale(), message.text or "", match)
     if match.best is not None:
-        await answer_entry(message, match.best, account, state, arrangements, policy, settings)
+        await answer_entry(message, match.best, account, state, ctx.arrangements, policy, settings)
     else:
         await not_sure(message, match)
 
@@ -148,28 +142,24 @@ async def list_topics(message: Message) -> None:
 async def topic_chosen(
     query: CallbackQuery,
     callback_data: FaqTopic,
-    account: Account | None,
+    ctx: UpdateContext,
     state: FSMContext,
-    arrangements: ArrangementService,
     policy: Policy,
     settings: Settings,
     callback_answer: CallbackAnswer,
-    audit: AuditTrail,
 ) -> None:
     entry = knowledge_base(reader_locale()).get(callback_data.entry)
     if entry is None or not isinstance(query.message, Message):
         callback_answer.text = _("This button is no longer active.")
         return
-    await record_topic(audit, query.message.chat.id, reader_locale(), entry.id)
-    await answer_entry(query.message, entry, account, state, arrangements, policy, settings)
+    record_topic(ctx.audit, query.message.chat.id, reader_locale(), entry.id)
+    await answer_entry(query.message, entry, ctx.account, state, ctx.arrangements, policy, settings)
 
 
-async def feedback(
-    query: CallbackQuery, callback_data: FaqFeedback, callback_answer: CallbackAnswer, audit: AuditTrail
-) -> None:
+async def feedback(query: CallbackQuery, callback_data: FaqFeedback, callback_answer: CallbackAnswer, ctx: UpdateContext) -> None:
     callback_answer.text = _("Thank you!")
     if isinstance(query.message, Message):
-        await record_feedback(audit, query.message.chat.id, callback_data.entry, callback_data.helpful)
+        record_feedback(ctx.audit, query.message.chat.id, callback_data.entry, callback_data.helpful)
         await query.message.edit_reply_markup(reply_markup=None)
 
 

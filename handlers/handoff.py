@@ -14,6 +14,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.context import UpdateContext
 from bot.db.models import Account, Case
 from bot.desk import Desk
 from bot.domain.masking import mask_text
@@ -39,10 +40,10 @@ class CaseOpen(Filter):
     def __init__(self, claimed: bool = False) -> None:
         self.claimed = claimed
 
-    async def __call__(self, event: TelegramObject, open_case: Case | None = None) -> bool:
-        if open_case is None:
+    async def __call__(self, event: TelegramObject, ctx: UpdateContext) -> bool:
+        if ctx.open_case is None:
             return False
-        return open_case.status == "claimed" if self.claimed else True
+        return ctx.open_case.status == "claimed" if self.claimed else True
 
 
 # -- the case card, read by agents in the desk's language ---------------------------------------
@@ -178,40 +179,39 @@ async def relay_to_agents(message: Message, case: Case, cases: CaseService, desk
 # -- handlers -----------------------------------------------------------------------------------
 
 
-async def person_command(
-    message: Message, account: Account | None, cases: CaseService, desk: Desk | None, policy: Policy
-) -> None:
-    await hand_off(message, reason="person", account=account, cases=cases, desk=desk, policy=policy)
+async def person_command(message: Message, ctx: UpdateContext, desk: Desk | None, policy: Policy) -> None:
+    await hand_off(message, reason="person", account=ctx.account, cases=ctx.cases, desk=desk, policy=policy)
 
 
-async def person_button(
-    query: CallbackQuery, account: Account | None, cases: CaseService, desk: Desk | None, policy: Policy
-) -> None:
+async def person_button(query: CallbackQuery, ctx: UpdateContext, desk: Desk | None, policy: Policy) -> None:
     if isinstance(query.message, Message):
-        await hand_off(query.message, reason="person", account=account, cases=cases, desk=desk, policy=policy)
+        await hand_off(query.message, reason="person", account=ctx.account, cases=ctx.cases, desk=desk, policy=policy)
 
 
-async def words_trigger(
-    message: Message, reason: str, account: Account | None, cases: CaseService, desk: Desk | None, policy: Policy
-) -> None:
-    await hand_off(message, reason=reason, account=account, cases=cases, desk=desk, policy=policy, relay_message=True)
+async def words_trigger(message: Message, reason: str, ctx: UpdateContext, desk: Desk | None, policy: Policy) -> None:
+    await hand_off(
+        message, reason=reason, account=ctx.account, cases=ctx.cases, desk=desk, policy=policy, relay_message=True
+    )
 
 
-async def payment_proof(message: Message, account: Account, cases: CaseService, desk: Desk | None, policy: Policy) -> None:
+async def payment_proof(message: Message, ctx: UpdateContext, desk: Desk | None, policy: Policy) -> None:
     """A receipt or screenshot of a transfer: the account is marked, and an agent checks it."""
-    await cases.mark_payment_claimed(account)
-    await hand_off(message, reason="payment_proof", account=account, cases=cases, desk=desk, policy=policy, relay_message=True)
+    account = ctx.account
+    assert account is not None
+    await ctx.cases.mark_payment_claimed(account)
+    await hand_off(
+        message, reason="payment_proof", account=account, cases=ctx.cases, desk=desk, policy=policy, relay_message=True
+    )
 
 
-async def relay_cardholder(
-    message: Message, open_case: Case, cases: CaseService, desk: Desk | None, account: Account | None
-) -> None:
+async def relay_cardholder(message: Message, ctx: UpdateContext, desk: Desk | None) -> None:
     """Carry the cardholder's message into the case topic.
 
     While the case waits, the bot confirms it was added; once an agent owns the case the bot says
     nothing of its own, only relays.
     """
-    if desk is None:
+    open_case, cases, account = ctx.open_case, ctx.cases, ctx.account
+    if desk is None or open_case is None:
         return
     if account is not None and (message.photo or message.document):
         await cases.mark_payment_claimed(account)
@@ -226,11 +226,11 @@ async def silent_button(query: CallbackQuery) -> None:
     """Old bot buttons pressed while an agent owns the case: answered, nothing else."""
 
 
-async def rate(query: CallbackQuery, callback_data: RateCase, cases: CaseService, callback_answer: CallbackAnswer) -> None:
+async def rate(query: CallbackQuery, callback_data: RateCase, ctx: UpdateContext, callback_answer: CallbackAnswer) -> None:
     if not 1 <= callback_data.score <= 5 or not isinstance(query.message, Message):
         callback_answer.text = _("This button is no longer active.")
         return
-    if await cases.rate(callback_data.case_id, query.message.chat.id, callback_data.score):
+    if await ctx.cases.rate(callback_data.case_id, query.message.chat.id, callback_data.score):
         await query.message.edit_text(_("Thank you for your rating: {stars}").format(stars="⭐" * callback_data.score))
     else:
         callback_answer.text = _("This button is no longer active.")
@@ -247,5 +247,5 @@ def create_router() -> Router:
     router.callback_query.register(rate, RateCase.filter())
     router.message.register(relay_cardholder, CaseOpen(), StateFilter(None), ~F.text.startswith("/"))
     router.message.register(words_trigger, F.text, HandoffWords())
-    router.message.register(payment_proof, F.photo | F.document, MagicData(F.account.is_not(None)))
+    router.message.register(payment_proof, F.photo | F.document, MagicData(F.ctx.account.is_not(None)))
     return router

@@ -18,6 +18,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.context import UpdateContext
 from bot.db.models import Account
 from bot.domain.amounts import InvalidAmount, monthly_budget, parse_amount
 from bot.desk import Desk
@@ -235,30 +236,33 @@ async def add_settling(
     handler: Callable[[Any, dict[str, Any]], Awaitable[Any]], event: Any, data: dict[str, Any]
 ) -> Any:
     """Gives this router's handlers `settling` (they only run for a verified chat)."""
-    data["settling"] = Settling(data["account"], data["arrangements"], data["cases"], data.get("desk"), data["policy"])
+    ctx: UpdateContext = data["ctx"]
+    assert ctx.account is not None
+    data["settling"] = Settling(ctx.account, ctx.arrangements, ctx.cases, data.get("desk"), data["policy"])
     return await handler(event, data)
 
 
-async def show_plans(message: Message, state: FSMContext, account: Account, arrangements: ArrangementService, settings: Settings) -> None:
+async def show_plans(message: Message, state: FSMContext, settling: Settling, settings: Settings) -> None:
     await state.set_state(None)
-    menu = await arrangements.menu(account, message.chat.id)
+    account = settling.account
+    menu = await settling.arrangements.menu(account, message.chat.id)
     await message.answer(menu_text(account, menu), reply_markup=menu_keyboard(menu, account, settings))
 
 
-async def plans_button(query: CallbackQuery, state: FSMContext, account: Account, arrangements: ArrangementService, settings: Settings) -> None:
+async def plans_button(query: CallbackQuery, state: FSMContext, settling: Settling, settings: Settings) -> None:
     if isinstance(query.message, Message):
-        await show_plans(query.message, state, account, arrangements, settings)
+        await show_plans(query.message, state, settling, settings)
 
 
 async def view_offer(
-    query: CallbackQuery, callback_data: OfferAction, state: FSMContext, account: Account, arrangements: ArrangementService, settings: Settings
+    query: CallbackQuery, callback_data: OfferAction, state: FSMContext, settling: Settling, settings: Settings
 ) -> None:
     assert isinstance(query.message, Message)
     try:
-        proposal = await arrangements.proposal(account, callback_data.offer_id)
+        proposal = await settling.arrangements.proposal(settling.account, callback_data.offer_id)
     except OfferUnavailable as unavailable:
         await query.message.answer(unavailable_text(unavailable.reason))
-        await show_plans(query.message, state, account, arrangements, settings)
+        await show_plans(query.message, state, settling, settings)
         return
     await query.message.answer(proposal_text(proposal), reply_markup=proposal_keyboard(proposal))
 
@@ -267,20 +271,19 @@ async def accept_offer(
     query: CallbackQuery,
     callback_data: OfferAction,
     state: FSMContext,
-    account: Account,
-    arrangements: ArrangementService,
+    settling: Settling,
     settings: Settings,
-    policy: Policy,
     callback_answer: CallbackAnswer,
 ) -> None:
     assert isinstance(query.message, Message)
+    account, arrangements, policy = settling.account, settling.arrangements, settling.policy
     try:
         result = await arrangements.accept(account, callback_data.offer_id, query.message.chat.id, replace=callback_data.action == "replace")
     except OfferUnavailable as unavailable:
         callback_answer.text = unavailable_text(unavailable.reason)
         if unavailable.reason is not Unavailable.ALREADY_ACCEPTED:
             await query.message.answer(unavailable_text(unavailable.reason))
-            await show_plans(query.message, state, account, arrangements, settings)
+            await show_plans(query.message, state, settling, settings)
         return
     if not isinstance(result, Accepted):
         proposal = await arrangements.proposal(account, callback_data.offer_id)
@@ -338,12 +341,12 @@ def agreement_text(account: Account, proposal: Proposal, policy: Policy) -> str:
     )
 
 
-async def ask_budget(query: CallbackQuery, state: FSMContext, account: Account) -> None:
+async def ask_budget(query: CallbackQuery, state: FSMContext, settling: Settling) -> None:
     assert isinstance(query.message, Message)
     await state.set_state(Negotiation.typing_monthly_amount)
     await query.message.answer(
         _("How much can you pay each month? Type an amount, for example {example}.").format(
-            example=cash(Decimal(1500), account.currency)
+            example=cash(Decimal(1500), settling.account.currency)
         )
     )
 
@@ -452,8 +455,9 @@ async def ask_for_approval(message: Message, proposal: Proposal, settling: Settl
     await desk.post(case, text, builder.as_markup())
 
 
-async def ask_promise_date(query: CallbackQuery, state: FSMContext, arrangements: ArrangementService, policy: Policy) -> None:
+async def ask_promise_date(query: CallbackQuery, state: FSMContext, settling: Settling) -> None:
     assert isinstance(query.message, Message)
+    arrangements, policy = settling.arrangements, settling.policy
     await state.set_state(PromiseToPay.choosing_date)
     locale = reader_locale()
     builder = InlineKeyboardBuilder()
@@ -468,17 +472,14 @@ async def ask_promise_date(query: CallbackQuery, state: FSMContext, arrangements
     )
 
 
-async def promise_day_chosen(
-    query: CallbackQuery, callback_data: PromiseDay, state: FSMContext, account: Account, arrangements: ArrangementService
-) -> None:
+async def promise_day_chosen(query: CallbackQuery, callback_data: PromiseDay, state: FSMContext, settling: Settling) -> None:
     assert isinstance(query.message, Message)
-    promised = arrangements.today() + timedelta(days=callback_data.days)
-    await promise_date(query.message, state, account, arrangements, promised, desk=None)
+    promised = settling.arrangements.today() + timedelta(days=callback_data.days)
+    await promise_date(query.message, state, settling.account, settling.arrangements, promised, desk=None)
 
 
-async def promise_date_typed(
-    message: Message, state: FSMContext, account: Account, arrangements: ArrangementService, desk: Desk | None
-) -> None:
+async def promise_date_typed(message: Message, state: FSMContext, settling: Settling) -> None:
+    account, arrangements, desk = settling.account, settling.arrangements, settling.desk
     try:
         promised = parse_date(message.text or "", reader_locale())
     except InvalidDate:
@@ -562,8 +563,8 @@ async def promise_amount(message: Message, state: FSMContext, amount: Decimal, s
     await message.answer(proposal_text(proposal), reply_markup=proposal_keyboard(proposal))
 
 
-async def show_my_plan(message: Message, account: Account, arrangements: ArrangementService) -> None:
-    current = await arrangements.current(account)
+async def show_my_plan(message: Message, settling: Settling) -> None:
+    current = await settling.arrangements.current(settling.account)
     if current is None:
         await message.answer(
             _("You have no arrangement yet. See «{plans}» to choose one.").format(plans=_("🧾 Ways to pay")),
@@ -575,7 +576,7 @@ async def show_my_plan(message: Message, account: Account, arrangements: Arrange
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    verified = MagicData(F.account.is_not(None))
+    verified = MagicData(F.ctx.account.is_not(None))
     router.message.filter(verified)
     router.callback_query.filter(verified)
     router.message.middleware(add_settling)

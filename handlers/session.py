@@ -8,7 +8,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, TelegramObject
 from aiogram.utils.i18n import gettext as _
 
-from bot.services.verification import ChatSession
+from bot.context import UpdateContext
 from handlers.prompts import ask_for_phone
 
 
@@ -16,8 +16,8 @@ from handlers.prompts import ask_for_phone
 class SessionExpired(Filter):
     """The chat was verified but idle for too long: it must prove who it is again."""
 
-    async def __call__(self, event: TelegramObject, chat_session: ChatSession | None = None) -> bool:
-        return chat_session is not None and chat_session.expired
+    async def __call__(self, event: TelegramObject, ctx: UpdateContext) -> bool:
+        return ctx.chat is not None and ctx.chat.expired
 
 
 async def session_expired(message: Message, state: FSMContext, session_idle_minutes: int) -> None:

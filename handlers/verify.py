@@ -21,8 +21,8 @@ from bot.domain.phones import normalize_phone
 from bot.domain.policy import Policy
 from bot.formatting import in_about, when
 from bot.desk import Desk
-from bot.services.cases import CaseService
-from bot.services.verification import ChatSession, Outcome, VerificationService
+from bot.context import UpdateContext
+from bot.services.verification import Outcome
 from handlers.handoff import hand_off
 from handlers.keyboards import person_keyboard
 from handlers.prompts import ask_for_birth_date, ask_for_phone, birth_date_example, reader_locale, show_main_menu
@@ -31,21 +31,18 @@ from handlers.states import Verification
 log = logging.getLogger(__name__)
 
 
-async def start(
-    message: Message, state: FSMContext, policy: Policy, chat_session: ChatSession, verification: VerificationService
-) -> None:
+async def start(message: Message, state: FSMContext, policy: Policy, ctx: UpdateContext) -> None:
     await state.clear()
-    await verification.opt_in(chat_session.profile)
+    assert ctx.profile is not None
+    await ctx.verification.opt_in(ctx.profile)
     greeting = _("Hello! I am the payment assistant of {bank}.").format(bank=escape(policy.bank.name))
-    if chat_session.account is not None:
-        await show_main_menu(message, chat_session.account, greeting)
+    if ctx.account is not None:
+        await show_main_menu(message, ctx.account, greeting)
         return
     await ask_for_phone(message, state, greeting)
 
 
-async def phone_shared(
-    message: Message, state: FSMContext, verification: VerificationService, clock: Clock, policy: Policy
-) -> None:
+async def phone_shared(message: Message, state: FSMContext, ctx: UpdateContext, clock: Clock, policy: Policy) -> None:
     contact = message.contact
     assert contact is not None and message.from_user is not None
     if contact.user_id != message.from_user.id:
@@ -61,7 +58,7 @@ async def phone_shared(
     except InvalidPhone:
         await message.answer(_("I could not read that phone number. Please contact the bank by phone instead."))
         return
-    locked_until = await verification.locked_until(phone)
+    locked_until = await ctx.verification.locked_until(phone)
     if locked_until is not None:
         await tell_locked(message, locked_until, clock, policy)
         return
@@ -80,11 +77,9 @@ async def birth_date_typed(
     message: Message,
     state: FSMContext,
     bot: Bot,
-    verification: VerificationService,
-    chat_session: ChatSession,
+    ctx: UpdateContext,
     clock: Clock,
     policy: Policy,
-    cases: CaseService,
     desk: Desk | None,
 ) -> None:
     assert message.text is not None
@@ -103,7 +98,8 @@ async def birth_date_typed(
     if phone is None:
         await ask_for_phone(message, state)
         return
-    result = await verification.verify(chat_session.profile, phone, birth_date)
+    assert ctx.profile is not None
+    result = await ctx.verification.verify(ctx.profile, phone, birth_date)
     if result.outcome is Outcome.VERIFIED:
         assert result.account is not None
         await state.clear()
@@ -117,7 +113,7 @@ async def birth_date_typed(
         await state.clear()
         await tell_locked(message, result.locked_until, clock, policy)
         if desk is not None:
-            await hand_off(message, reason="lockout", account=None, cases=cases, desk=desk, policy=policy)
+            await hand_off(message, reason="lockout", account=None, cases=ctx.cases, desk=desk, policy=policy)
     else:
         await message.answer(
             _(

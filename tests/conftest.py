@@ -73,11 +73,7 @@ class BotHarness:
 
     async def start(self) -> None:
         self.app = await create_app(self.settings, clock=self.clock)
-        self._polling = asyncio.create_task(
-            self.app.dispatcher.start_polling(
-                self.app.bot, handle_signals=False, close_bot_session=False, polling_timeout=1
-            )
-        )
+        self._polling = asyncio.create_task(self.app.start_polling(handle_signals=False, polling_timeout=1))
 
     async def stop(self) -> None:
         if self.app is None:

@@ -295,7 +295,7 @@ async def test_double_tap_with_redis_event_isolation(fake: FakeTelegram, databas
     bank = BotHarness(fake, settings, ManualClock())
     await bank.start()
     try:
-        assert type(bank.app.dispatcher.fsm.events_isolation).__name__ == "RedisEventIsolation"
+        assert type(bank.app.isolation).__name__ == "RedisEventIsolation"
         await test_a_double_tap_acts_once(bank)
     finally:
         await bank.stop()

@@ -11,12 +11,26 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.db.models import Base
 
 
-def create_engine(database_url: str) -> AsyncEngine:
+BACKGROUND_CONNECTIONS = 2
+"""Connections beyond one per update in flight: background work (re-announcing cases) and tools."""
+
+POOL_TIMEOUT = 30
+
+
+def create_engine(database_url: str, max_concurrent_updates: int = 8) -> AsyncEngine:
+    """An engine whose pool has a connection for every update in flight and for background work.
+
+    An update holds at most one connection at a time (its unit of work), so with the number of
+    updates in flight bounded by `max_concurrent_updates` no update ever waits for the pool.
+    """
     url = make_url(database_url)
+    pool = {"pool_size": max_concurrent_updates + BACKGROUND_CONNECTIONS, "max_overflow": 0, "pool_timeout": POOL_TIMEOUT}
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
+        if not url.database or url.database == ":memory:":
+            pool = {}  # one connection holds the whole database
+        else:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **pool)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -27,11 +41,13 @@ def create_engine(database_url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    return create_async_engine(url, pool_pre_ping=True, **pool)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions that write only when told to (a flush or a commit): on SQLite a write takes the
+    database's one write lock until the commit, so it is taken as late and as briefly as possible."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
 async def create_schema(engine: AsyncEngine) -> None:

@@ -16,11 +16,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.db.models import Account, Arrangement, Installment, Offer
+from bot.db.upsert import insert_for
 from bot.domain.calculator import (
     AccountFigures,
     InstallmentPlan,
@@ -185,13 +185,11 @@ class ArrangementService:
         for plan in available_plans(account.statement_balance, account.currency, self.policy, start=self.today()):
             if plan.payment >= self.policy.minimum_installment.for_plan(account.currency, plan.principal):
                 plans.append(await self._store_plan(account, chat_id, plan))
-        await self.session.commit()
         return PlanMenu(full=full, current=current, plans=tuple(plans), minimum_only=minimum_only(account, self.policy))
 
     async def for_budget(self, account: Account, per_month: Decimal, chat_id: int | None) -> BudgetAnswer:
         negotiation = negotiate(per_month, account.statement_balance, account.currency, self.policy, start=self.today())
         proposal = await self._store_plan(account, chat_id, negotiation.plan) if negotiation.plan else None
-        await self.session.commit()
         return BudgetAnswer(negotiation, proposal)
 
     async def agent_offer(
@@ -205,13 +203,11 @@ class ArrangementService:
             self.policy.plan_terms(months, agent=True)
             plan = make_plan("amortizing", account.statement_balance, account.currency, months, apr, start=self.today())
         proposal = await self._store_plan(account, chat_id, plan, made_by=f"agent:{agent_id}")
-        await self.session.commit()
         return proposal
 
     async def plan_for_approval(self, account: Account, plan: InstallmentPlan, chat_id: int | None) -> Proposal:
         """A plan outside self-service, stored for an agent to approve before the cardholder sees it."""
         proposal = await self._store_plan(account, chat_id, plan, made_by=NEEDS_APPROVAL)
-        await self.session.commit()
         return proposal
 
     def longest_plan(self, account: Account) -> InstallmentPlan | None:
@@ -227,7 +223,6 @@ class ArrangementService:
         due = self.today() + timedelta(days=self.policy.promise_max_days)
         terms = {"amount": str(account.overdue_amount - waived), "waived_fee": str(waived), "due_date": due.isoformat()}
         proposal = await self._store(account, chat_id, OfferKind.CURRENT, terms, made_by=NEEDS_APPROVAL)
-        await self.session.commit()
         return proposal
 
     def is_agent_term(self, months: int) -> bool:
@@ -243,7 +238,6 @@ class ArrangementService:
         terms = {"amount": str(amount), "due_date": promised.isoformat()}
         made_by = NEEDS_APPROVAL if needs_approval else "bot"
         proposal = await self._store(account, chat_id, OfferKind.PROMISE, terms, made_by=made_by)
-        await self.session.commit()
         return proposal
 
     async def approve(self, account: Account, offer_id: int, agent_id: int) -> Proposal:
@@ -252,7 +246,6 @@ class ArrangementService:
         offer = await self.session.get(Offer, offer_id)
         assert offer is not None
         offer.made_by = f"agent:{agent_id}"
-        await self.session.commit()
         return proposal
 
     async def proposal(self, account: Account, offer_id: int, approving: bool = False) -> Proposal:
@@ -286,35 +279,32 @@ class ArrangementService:
             active.status = "replaced"
             active.ended_at = now
             await self.session.flush()
-        arrangement = Arrangement(
-            account_pk=account.id,
-            offer_id=offer_id,
-            kind=proposal.kind.value,
-            status="active",
-            currency=proposal.currency,
-            total=proposal.amount,
-            accepted_at=now,
-            chat_id=chat_id,
+        insert = insert_for(self.session)
+        arrangement_id = await self.session.scalar(
+            insert(Arrangement)
+            .values(
+                account_pk=account.id, offer_id=offer_id, kind=proposal.kind.value, status="active",
+                currency=proposal.currency, total=proposal.amount, accepted_at=now, chat_id=chat_id,
+            )
+            .on_conflict_do_nothing()
+            .returning(Arrangement.id)
         )
-        self.session.add(arrangement)
-        try:
-            await self.session.flush()
-        except IntegrityError:
-            await self.session.rollback()
-            raise OfferUnavailable(Unavailable.ALREADY_ACCEPTED) from None
+        if arrangement_id is None:  # accepted meanwhile from another chat of this account
+            if active is not None:
+                active.status, active.ended_at = "active", None
+            raise OfferUnavailable(Unavailable.ALREADY_ACCEPTED)
+        arrangement = await self.session.get(Arrangement, arrangement_id)
+        assert arrangement is not None
         installments = tuple(self._installments(arrangement.id, proposal))
         self.session.add_all(installments)
-        await self.session.commit()
         return Accepted(arrangement, installments, proposal)
 
     async def record_agreement(self, arrangement: Arrangement, text: str) -> None:
         arrangement.agreement = text
-        await self.session.commit()
 
     async def current(self, account: Account) -> CurrentArrangement | None:
         """The active arrangement, or else the most recent one (a broken promise stays visible)."""
-        if await break_overdue_promises(self.session, self.today()):
-            await self.session.commit()
+        await break_overdue_promises(self.session, self.today(), account.id)
         arrangement = await self.session.scalar(
             select(Arrangement)
             .where(Arrangement.account_pk == account.id, Arrangement.status != "replaced")

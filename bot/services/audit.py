@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware
+from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import Update
@@ -15,9 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.db.models import AuditEvent
-from bot.domain.masking import mask_text
+from bot.db.unit_of_work import current_unit
 from bot.domain.errors import InvalidPhone
+from bot.domain.masking import mask_text
 from bot.domain.phones import mask_phone, normalize_phone
+
+log = logging.getLogger(__name__)
 
 current_account: contextvars.ContextVar[int | None] = contextvars.ContextVar("current_account", default=None)
 """The account of the update being handled, so outbound messages are filed under it."""
@@ -26,26 +31,27 @@ PAYLOAD_LIMIT = 4096
 
 
 class AuditTrail:
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], clock: Clock) -> None:
-        self.session_factory = session_factory
+    """Adds audit events to a session; whoever owns the session commits them."""
+
+    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+        self.session = session
         self.clock = clock
 
-    async def record(self, direction: str, kind: str, chat_id: int | None, payload: str = "") -> None:
-        async with self.session_factory() as session, session.begin():
-            session.add(
-                AuditEvent(
-                    at=self.clock.now(),
-                    direction=direction,
-                    kind=kind,
-                    chat_id=chat_id,
-                    account_pk=current_account.get(),
-                    payload=mask_text(payload)[:PAYLOAD_LIMIT],
-                )
+    def record(self, direction: str, kind: str, chat_id: int | None, payload: str = "") -> None:
+        self.session.add(
+            AuditEvent(
+                at=self.clock.now(),
+                direction=direction,
+                kind=kind,
+                chat_id=chat_id,
+                account_pk=current_account.get(),
+                payload=mask_text(payload[: PAYLOAD_LIMIT * 2])[:PAYLOAD_LIMIT],
             )
+        )
 
-    async def inbound(self, update: Update, chat_id: int | None) -> None:
+    def inbound(self, update: Update, chat_id: int | None) -> None:
         kind, payload = describe_update(update)
-        await self.record("in", kind, chat_id, payload)
+        self.record("in", kind, chat_id, payload)
 
 
 def describe_update(update: Update) -> tuple[str, str]:
@@ -68,16 +74,23 @@ def describe_update(update: Update) -> tuple[str, str]:
     return f"{prefix}{message.content_type}", message.caption or ""
 
 
-class OutboundAuditMiddleware(BaseRequestMiddleware):
-    """Records each message the bot sends or changes once Telegram has accepted it."""
+class OutboundMiddleware(BaseRequestMiddleware):
+    """Every call to Telegram passes here: nothing is said before it is recorded.
+
+    Inside an update, the message is added to the update's audit trail and the update's unit of
+    work is committed *before* the call, so a confirmation never goes out for something that is
+    not durable, and no HTTP call is made while a write transaction is open. Outside an update
+    (background work) the record is a short transaction of its own.
+    """
 
     AUDITED = {
         "sendMessage", "editMessageText", "deleteMessage", "copyMessage", "forwardMessage",
         "sendPhoto", "sendDocument", "editMessageReplyMarkup",
     }
 
-    def __init__(self, audit: AuditTrail) -> None:
-        self.audit = audit
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+        self.session_factory = session_factory
+        self.clock = clock
 
     async def __call__(
         self,
@@ -85,10 +98,27 @@ class OutboundAuditMiddleware(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Any:
-        response = await make_request(bot, method)
         name = method.__api_method__
+        unit = current_unit.get()
+        if unit is None:
+            response = await make_request(bot, method)
+            if name in self.AUDITED:
+                async with self.session_factory() as session, session.begin():
+                    self._record(AuditTrail(session, self.clock), name, method)
+            return response
         if name in self.AUDITED:
-            chat_id = getattr(method, "chat_id", None)
+            self._record(AuditTrail(unit.session, self.clock), name, method)
+        await unit.commit()
+        try:
+            return await make_request(bot, method)
+        except TelegramAPIError as error:
+            if name in self.AUDITED:
+                self._record(AuditTrail(unit.session, self.clock), f"{name}_failed", method, error.message)
+            raise
+
+    @staticmethod
+    def _record(audit: AuditTrail, name: str, method: TelegramMethod[Any], text: str | None = None) -> None:
+        chat_id = getattr(method, "chat_id", None)
+        if text is None:
             text = getattr(method, "text", None) or getattr(method, "caption", None) or ""
-            await self.audit.record("out", name, chat_id if isinstance(chat_id, int) else None, text)
-        return response
+        audit.record("out", name, chat_id if isinstance(chat_id, int) else None, text)

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
+from bot.db.upsert import insert_for
 from bot.db.models import Account, Arrangement, AuditEvent, Case, CaseEvent, Offer, Relay
 
 OPEN = ("waiting", "claimed")
@@ -51,27 +51,28 @@ class CaseService:
 
     async def open(self, chat_id: int, account: Account | None, reason: str, locale: str, text: str = "") -> Opened:
         """Open a case, or join the open one of this account or chat with a new trigger."""
-        existing = await self._open_case(chat_id, account)
-        if existing is None:
+        case = await self._open_case(chat_id, account)
+        created = case is None
+        if case is None:
             now = self.clock.now()
-            case = Case(
+            values = dict(
                 chat_id=chat_id, account_pk=account.id if account else None, verified=account is not None,
                 reason=reason, locale=locale, status="waiting", created_at=now, announced_at=now,
             )
-            self.session.add(case)
-            try:
-                await self.session.flush()
-            except IntegrityError:
-                await self.session.rollback()
-                existing = await self._open_case(chat_id, account)
-                assert existing is not None
+            case_id = await self._insert_once(Case, values)
+            if case_id is None:  # another chat of this account opened one at the same moment
+                created = False
+                case = await self._open_case(chat_id, account)
             else:
-                await self.record(case, "cardholder", "trigger", f"{reason}: {text}".strip(": "))
-                await self.session.commit()
-                return Opened(case, created=True)
-        await self.record(existing, "cardholder", "trigger", f"{reason}: {text}".strip(": "))
-        await self.session.commit()
-        return Opened(existing, created=False)
+                case = await self.session.get(Case, case_id)
+            assert case is not None
+        await self.record(case, "cardholder", "trigger", f"{reason}: {text}".strip(": "))
+        return Opened(case, created=created)
+
+    async def _insert_once(self, model: type[Case] | type[Relay], values: dict[str, object]) -> int | None:
+        """Insert a row unless a unique rule forbids it: its id, or None (nothing else is undone)."""
+        insert = insert_for(self.session)
+        return await self.session.scalar(insert(model).values(**values).on_conflict_do_nothing().returning(model.id))
 
     async def _open_case(self, chat_id: int, account: Account | None) -> Case | None:
         condition = Case.chat_id == chat_id if account is None else or_(Case.chat_id == chat_id, Case.account_pk == account.id)
@@ -80,7 +81,6 @@ class CaseService:
     async def attach_topic(self, case: Case, topic_id: int, card_message_id: int) -> None:
         case.topic_id = topic_id
         case.card_message_id = card_message_id
-        await self.session.commit()
 
     async def by_topic(self, topic_id: int) -> Case | None:
         return await self.session.scalar(select(Case).where(Case.topic_id == topic_id).order_by(Case.id.desc()).limit(1))
@@ -103,14 +103,13 @@ class CaseService:
             update(Case)
             .where(Case.id == case_id, Case.status == "waiting")
             .values(status="claimed", agent_id=agent_id, claimed_at=now)
+            .execution_options(synchronize_session=False)
         )
-        await self.session.commit()
         case = await self.session.get(Case, case_id, populate_existing=True)
         assert case is not None
         won = result.rowcount == 1
         if won:
             await self.record(case, f"agent:{agent_id}", "claim")
-            await self.session.commit()
         return Claim(won, case)
 
     async def resolve(self, case: Case, agent_id: int, outcome: str) -> bool:
@@ -120,7 +119,6 @@ class CaseService:
         case.resolved_at = self.clock.now()
         case.outcome = outcome[:200]
         await self.record(case, f"agent:{agent_id}", "resolve", outcome)
-        await self.session.commit()
         return True
 
     async def rate(self, case_id: int, chat_id: int, score: int) -> bool:
@@ -129,7 +127,6 @@ class CaseService:
             return False
         case.rating = score
         await self.record(case, "cardholder", "rating", str(score))
-        await self.session.commit()
         return True
 
     async def due_for_announcement(self, after: timedelta) -> list[Case]:
@@ -142,7 +139,6 @@ class CaseService:
         )
         for case in cases:
             case.announced_at = now
-        await self.session.commit()
         return cases
 
     async def record(self, case: Case, actor: str, kind: str, text: str = "") -> None:
@@ -150,9 +146,9 @@ class CaseService:
 
     async def note(self, case: Case, agent_id: int, text: str) -> None:
         await self.record(case, f"agent:{agent_id}", "note", text)
-        await self.session.commit()
 
     async def history(self, case: Case) -> CaseHistory:
+        await self.session.flush()  # the message that opened the case is among the last ones
         offers: tuple[Offer, ...] = ()
         arrangements: tuple[Arrangement, ...] = ()
         if case.account_pk is not None:
@@ -185,7 +181,6 @@ class CaseService:
 
     async def mark_payment_claimed(self, account: Account) -> None:
         account.payment_claimed_at = self.clock.now()
-        await self.session.commit()
 
     # -- relays -------------------------------------------------------------------------------
 
@@ -197,18 +192,20 @@ class CaseService:
             select(Relay.id).where(Relay.source_chat_id == source[0], Relay.source_message_id == source[1])
         ):
             return None
-        relay = Relay(
-            case_id=case.id, direction=direction, source_chat_id=source[0], source_message_id=source[1],
-            target_chat_id=target_chat_id, target_thread_id=target_thread_id, status="pending", created_at=self.clock.now(),
+        relay_id = await self._insert_once(
+            Relay,
+            dict(
+                case_id=case.id, direction=direction, source_chat_id=source[0], source_message_id=source[1],
+                target_chat_id=target_chat_id, target_thread_id=target_thread_id, status="pending",
+                attempts=0, created_at=self.clock.now(),
+            ),
         )
-        self.session.add(relay)
+        if relay_id is None:  # the same message is being relayed by a replay of its update
+            return None
+        relay = await self.session.get(Relay, relay_id)
+        assert relay is not None
         actor = "cardholder" if direction == "to_agents" else f"agent:{case.agent_id}"
         await self.record(case, actor, "relay", text)
-        try:
-            await self.session.commit()
-        except IntegrityError:
-            await self.session.rollback()
-            return None
         return relay
 
     async def finish_relay(self, relay: Relay, status: str, attempts: int, target_message_id: int | None = None) -> None:
@@ -217,4 +214,3 @@ class CaseService:
         relay.target_message_id = target_message_id
         if status == "sent":
             relay.sent_at = self.clock.now()
-        await self.session.commit()

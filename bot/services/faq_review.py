@@ -30,7 +30,7 @@ CHOICE_WINDOW = timedelta(minutes=30)
 """A topic picked this long after a "not sure" is taken as what the question meant."""
 
 
-async def record_question(audit: AuditTrail, chat_id: int, locale: str, text: str, result: MatchResult) -> None:
+def record_question(audit: AuditTrail, chat_id: int, locale: str, text: str, result: MatchResult) -> None:
     payload = {
         "locale": locale,
         "text": text[:QUESTION_LIMIT],
@@ -39,15 +39,15 @@ async def record_question(audit: AuditTrail, chat_id: int, locale: str, text: st
         "score": round(result.score, 3),
     }
     kind = ANSWERED if result.best is not None else NOT_SURE
-    await audit.record(DECISION, kind, chat_id, json.dumps(payload, ensure_ascii=False))
+    audit.record(DECISION, kind, chat_id, json.dumps(payload, ensure_ascii=False))
 
 
-async def record_topic(audit: AuditTrail, chat_id: int, locale: str, entry_id: str) -> None:
-    await audit.record(DECISION, TOPIC_CHOSEN, chat_id, json.dumps({"locale": locale, "entry": entry_id}))
+def record_topic(audit: AuditTrail, chat_id: int, locale: str, entry_id: str) -> None:
+    audit.record(DECISION, TOPIC_CHOSEN, chat_id, json.dumps({"locale": locale, "entry": entry_id}))
 
 
-async def record_feedback(audit: AuditTrail, chat_id: int, entry_id: str, helpful: bool) -> None:
-    await audit.record(DECISION, FEEDBACK, chat_id, json.dumps({"entry": entry_id, "helpful": helpful}))
+def record_feedback(audit: AuditTrail, chat_id: int, entry_id: str, helpful: bool) -> None:
+    audit.record(DECISION, FEEDBACK, chat_id, json.dumps({"entry": entry_id, "helpful": helpful}))
 
 
 @dataclass(frozen=True)

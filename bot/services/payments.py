@@ -129,9 +129,10 @@ async def apply_to_arrangement(session: AsyncSession, account: Account, amount: 
         arrangement.ended_at = now
 
 
-async def break_overdue_promises(session: AsyncSession, today: date) -> int:
-    """Mark broken every single-payment arrangement whose date passed without enough paid."""
-    overdue = await session.execute(
+async def break_overdue_promises(session: AsyncSession, today: date, account_pk: int | None = None) -> int:
+    """Mark broken every single-payment arrangement (of one account, or all) whose date passed
+    without enough paid."""
+    query = (
         select(Arrangement, Installment)
         .join(Installment, Installment.arrangement_id == Arrangement.id)
         .where(
@@ -140,6 +141,9 @@ async def break_overdue_promises(session: AsyncSession, today: date) -> int:
             Installment.due_date < today,
         )
     )
+    if account_pk is not None:
+        query = query.where(Arrangement.account_pk == account_pk)
+    overdue = await session.execute(query)
     broken = 0
     for arrangement, installment in overdue:
         if installment.paid < installment.amount:

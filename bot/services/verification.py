@@ -62,7 +62,6 @@ class VerificationService:
         if profile is None:
             profile = ChatProfile(chat_id=chat_id, user_id=user_id, last_seen_at=now)
             self.session.add(profile)
-            await self.session.commit()
             return ChatSession(profile=profile, account=None)
         expired = False
         if profile.account_pk is not None and now - profile.last_seen_at > timedelta(minutes=self.rules.idle_minutes):
@@ -73,7 +72,6 @@ class VerificationService:
             profile.account_pk = None
             profile.user_id = user_id
         profile.last_seen_at = now
-        await self.session.commit()
         account = await self.session.get(Account, profile.account_pk) if profile.account_pk else None
         return ChatSession(profile=profile, account=account, expired=expired)
 
@@ -94,7 +92,6 @@ class VerificationService:
         lock = await self.session.get(VerificationLock, phone, with_for_update=True, populate_existing=True)
         assert lock is not None
         if lock.locked_until and lock.locked_until > now:
-            await self.session.commit()
             return VerificationResult(Outcome.LOCKED, locked_until=lock.locked_until)
 
         account = await self.session.scalar(
@@ -110,33 +107,26 @@ class VerificationService:
             profile.account_pk = account.id
             profile.verified_at = now
             profile.last_seen_at = now
-            await self.session.commit()
             return VerificationResult(Outcome.VERIFIED, account=account)
 
         lock.failures += 1
         if lock.failures >= self.rules.max_attempts:
             lock.failures = 0
             lock.locked_until = now + timedelta(minutes=self.rules.lock_minutes)
-            await self.session.commit()
             return VerificationResult(Outcome.LOCKED, locked_until=lock.locked_until)
-        await self.session.commit()
         return VerificationResult(Outcome.MISMATCH, attempts_left=self.rules.max_attempts - lock.failures)
 
     async def sign_out(self, profile: ChatProfile) -> None:
         profile.account_pk = None
         profile.verified_at = None
-        await self.session.commit()
 
     async def opt_out(self, profile: ChatProfile) -> None:
         """The cardholder asked for no more messages in this chat; only their own requests are answered."""
         profile.opted_out_at = self.clock.now()
-        await self.session.commit()
 
     async def opt_in(self, profile: ChatProfile) -> None:
         if profile.opted_out_at is not None:
             profile.opted_out_at = None
-            await self.session.commit()
 
     async def set_locale(self, profile: ChatProfile, locale: str) -> None:
         profile.locale = locale
-        await self.session.commit()

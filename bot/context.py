@@ -1,0 +1,41 @@
+"""What a handler works with for one update: its unit of work, who is talking, and the services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import Account, Case, ChatProfile
+from bot.db.unit_of_work import UnitOfWork
+from bot.services.arrangements import ArrangementService
+from bot.services.audit import AuditTrail
+from bot.services.cases import CaseService
+from bot.services.verification import ChatSession, VerificationService
+
+
+@dataclass(frozen=True)
+class UpdateContext:
+    """Given to every handler as `ctx`; the services share the update's one session."""
+
+    unit: UnitOfWork
+    verification: VerificationService
+    arrangements: ArrangementService
+    cases: CaseService
+    audit: AuditTrail
+    chat: ChatSession | None = None
+    """The private chat and the account it is verified for; None in groups."""
+    open_case: Case | None = None
+    """The chat's case while it is with the agents (waiting or claimed)."""
+
+    @property
+    def db(self) -> AsyncSession:
+        return self.unit.session
+
+    @property
+    def account(self) -> Account | None:
+        return self.chat.account if self.chat else None
+
+    @property
+    def profile(self) -> ChatProfile | None:
+        return self.chat.profile if self.chat else None
