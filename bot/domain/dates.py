@@ -16,7 +16,8 @@ Accepted, after Unicode NFKC normalisation (full-width digits become ASCII) and 
   abbreviations and other case endings): ``7 March 1985``, ``March 7, 1985``, ``7 Mar 1985``,
   ``7-mar-1985``, ``7 марта 1985``, ``7 март 1985 г.``.
 
-Two-digit years are refused: ``07/03/85`` could be 1885, 1985 or 2085.
+Two-digit years are refused: ``07/03/85`` could be 1885, 1985 or 2085. A text longer than
+`MAX_LENGTH` is refused before it is read: no date is that long.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from bot.settings import SUPPORTED_LOCALES
 
 MIN_YEAR = 1900
 MIN_AGE = 14
+MAX_LENGTH = 200
+MIN_ABBREVIATION = 3
+"""Month names are read from their first three letters on ("sept", "dec", "февр")."""
 
 _SEP = r"\s*[-./]\s*"
 _YEAR_FIRST = re.compile(rf"^(\d{{4}}){_SEP}(\d{{1,2}}){_SEP}(\d{{1,2}})$")
@@ -48,9 +52,12 @@ _RUSSIAN_YEAR_SUFFIX = re.compile(r"(?<=\d)\s*(?:г\.?|года|год)$")
 
 def parse_date(text: str, locale: str) -> date:
     """Read a calendar date with its year, typed in any common form for ``locale`` (en, zh_CN or ru)."""
-    if text is None or not str(text).strip():
+    stripped = "" if text is None else str(text).strip()
+    if not stripped:
         raise InvalidDate("no date given")
-    cleaned = unicodedata.normalize("NFKC", str(text)).strip().casefold()
+    if len(stripped) > MAX_LENGTH:
+        raise InvalidDate(f"not a date: {len(stripped)} characters is longer than any date")
+    cleaned = unicodedata.normalize("NFKC", stripped).strip().casefold()
     cleaned = _RUSSIAN_YEAR_SUFFIX.sub("", cleaned).strip()
     cleaned = re.sub(r"\s+", " ", cleaned)
     year, month, day = _fields(cleaned, _normalize_locale(locale))
@@ -144,7 +151,7 @@ def _month(word: str) -> int:
     if token in table:
         return table[token]
     candidates: set[int] = set()
-    if len(token) >= 3:
+    if len(token) >= MIN_ABBREVIATION:
         # an abbreviation of a known name ("sept", "dec", "февр") ...
         candidates |= {month for name, month in table.items() if name.startswith(token)}
         # ... or another case ending of a known stem ("январе", "марте")
@@ -152,6 +159,16 @@ def _month(word: str) -> int:
     if len(candidates) == 1:
         return candidates.pop()
     raise InvalidDate(f"{word!r} is not a month name")
+
+
+def month_words() -> tuple[frozenset[str], frozenset[str]]:
+    """The folded month names `parse_date` reads, and the stems it reads with any ending.
+
+    A word is a month when it is a name, the first `MIN_ABBREVIATION` letters or more of a name
+    (if only one month starts so), or a stem with an ending; the masking finds dates with these.
+    """
+    table, stems = _month_tables()
+    return frozenset(table), frozenset(stem for stem, _ in stems)
 
 
 @lru_cache(maxsize=1)

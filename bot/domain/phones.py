@@ -14,12 +14,14 @@ from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResu
 
 from bot.domain.errors import InvalidPhone
 
-# Characters people put between digits; anything else (letters, "#", "*") makes it not a phone.
-_FORMATTING = re.compile(r"[\s\-().\u2010-\u2015/]")
+FORMATTING = r"\s\-().\u2010-\u2015/"
+"""Characters people put between digits, as a regular-expression class body; anything else
+(letters, "#", "*") makes it not a phone. The masking of free text reads phones with it."""
+_FORMATTING = re.compile(f"[{FORMATTING}]")
 _SHAPE = re.compile(r"^\+?\d+$")
 _E164_SHAPE = re.compile(r"^\+\d+$")
 _LETTER = re.compile(r"[^\W\d_]")
-_MIN_DIGITS = 7
+MIN_DIGITS = 7
 _MAX_DIGITS = 15  # E.164 limit, country code included
 
 _POSSIBILITY_REASONS = {
@@ -55,7 +57,7 @@ def normalize_phone(raw: str, default_region: str | None = None) -> str:
         international = True
     else:
         international = False
-    if len(digits) < _MIN_DIGITS:
+    if len(digits) < MIN_DIGITS:
         raise InvalidPhone(f"too short to be a phone number ({len(digits)} digits)")
     if len(digits) > _MAX_DIGITS + (0 if international else 2):
         raise InvalidPhone(f"too long to be a phone number ({len(digits)} digits)")
