@@ -19,11 +19,16 @@ _CURRENCY_WORDS = re.compile(
 _SPACES = re.compile(r"[\s\u00a0\u202f\u2009']+")
 _NUMBER = re.compile(r"^\d+(?:[.,]\d+)*$")
 LARGEST = Decimal("1e12")
+MAX_LENGTH = 200
+"""A longer text is not an amount, and is refused before it is read."""
 
 
 def parse_amount(text: str, locale: str) -> Decimal:
     """Read one amount; the locale decides what `1.500` and `1,500` mean when they are ambiguous."""
-    cleaned = unicodedata.normalize("NFKC", text).strip()
+    cleaned = text.strip()
+    if len(cleaned) > MAX_LENGTH:
+        raise InvalidAmount(f"not an amount: {len(cleaned)} characters is longer than any amount")
+    cleaned = unicodedata.normalize("NFKC", cleaned).strip()
     cleaned = _CURRENCY_WORDS.sub("", cleaned)
     cleaned = _SPACES.sub("", cleaned)
     if not cleaned or not _NUMBER.match(cleaned):
@@ -62,7 +67,9 @@ def _to_decimal(number: str, decimal_comma: bool) -> Decimal:
 
 
 _MONTHLY = re.compile(r"(?i)(a month|per month|monthly|each month|every month|/mo\b|в месяц|ежемесячно|каждый месяц|в мес|每月|每个月|一个月|月供)")
-_AMOUNT_TOKEN = re.compile(r"[¥$€₽￥]?\s*[0-9０-９][0-9０-９\s.,\u00a0\u202f]*(?:\s*(?:元|块|руб\.?|р\.|₽|yuan|rub|usd|eur))?", re.IGNORECASE)
+# A token starts with a currency sign or a digit: with spaces allowed in front of the digit
+# (`[¥$]?\s*[0-9]`) every space of a long run of spaces read the rest of the run again (quadratic).
+_AMOUNT_TOKEN = re.compile(r"(?:[¥$€₽￥]\s*+[0-9０-９]|[0-9０-９])[0-9０-９\s.,\u00a0\u202f]*+(?:\s*+(?:元|块|руб\.?|р\.|₽|yuan|rub|usd|eur))?", re.IGNORECASE)
 
 
 def monthly_budget(text: str, locale: str) -> Decimal | None:

@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import time
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -153,7 +154,10 @@ class Handoff:
         """
         folded = fold(text)
         for reason, words in self.keywords.get(locale, {}).items():
-            if any(_starts_word(word, folded, locale) for word in words):
+            if locale == "zh_CN":
+                if any(word in folded for word in words):
+                    return reason
+            elif _starts_of_words(tuple(words)).search(folded):
                 return reason
         return None
 
@@ -163,10 +167,19 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold().replace("'", "").replace("\u2019", "")
 
 
-def _starts_word(word: str, text: str, locale: str) -> bool:
-    if locale == "zh_CN":
-        return word in text
-    return re.search(r"(?<!\w)" + re.escape(word), text) is not None
+@lru_cache(maxsize=64)
+def _starts_of_words(words: tuple[str, ...]) -> re.Pattern[str]:
+    """Any of `words` at the start of a word: one pass over the text for all of a reason's words.
+
+    Grouped by first character, and the start of a word checked after it (``h(?<!\\w.)uman``), so
+    that the search skips to the characters a word can start with instead of trying every position.
+    """
+    rests: dict[str, list[str]] = {}
+    for word in words:
+        rests.setdefault(word[0], []).append(re.escape(word[1:]))
+    return re.compile(
+        "|".join(rf"{re.escape(first)}(?<!\w.)(?:{'|'.join(rest)})" for first, rest in rests.items()), re.DOTALL
+    )
 
 
 @dataclass(frozen=True)
