@@ -8,6 +8,9 @@ API with the real dispatcher on a real database (a fresh SQLite file by default;
 gets a fresh database of its own, dropped afterwards). Then the same updates, in the same order,
 go through a bare aiogram bot that answers each one, on the same fake, in the same process.
 
+With `--long-messages N`, one more chat sends N messages of 4,096 characters (letters, words,
+emoji, Chinese, digits) back to back meanwhile: compare the crowd's latencies with a run without.
+
 Printed: updates/s, p50 and p99 per step, errors, unanswered steps, peak memory, and the cost of
 an update (wall time and CPU time per update) of the project relative to the echo bot.
 """
@@ -87,7 +90,9 @@ async def fresh_database(url: str | None) -> AsyncIterator[str]:
         await connection.close()
 
 
-async def project_run(fake: FakeTelegram, count: int, database_url: str, concurrency: int | None) -> tuple[CrowdReport, int]:
+async def project_run(
+    fake: FakeTelegram, count: int, database_url: str, concurrency: int | None, long_messages: int
+) -> tuple[CrowdReport, int]:
     overrides = {"max_concurrent_updates": concurrency} if concurrency else {}
     settings = load_settings(
         _env_file=None, bot_token=TOKEN, telegram_api_url=fake.base_url, database_url=database_url, **overrides
@@ -101,7 +106,7 @@ async def project_run(fake: FakeTelegram, count: int, database_url: str, concurr
     waiter = UpdateWaiter(app.dispatcher)
     polling = asyncio.create_task(app.start_polling(handle_signals=False))
     try:
-        report = await run_crowd(fake, waiter, people, settle_debt)
+        report = await run_crowd(fake, waiter, people, settle_debt, long_messages)
     finally:
         await app.dispatcher.stop_polling()
         await polling
@@ -169,6 +174,11 @@ def print_report(project: CrowdReport, echo: CrowdReport | None, count: int, err
         if echo:
             line += f"{milliseconds(echo.latencies[step], 0.5):>10}{milliseconds(echo.latencies[step], 0.99):>10}"
         print(line)
+    noise = project.long_messages
+    if noise is not None and noise.updates:
+        latencies = noise.latencies["long_message"]
+        print(f"{'long msgs':<12}{milliseconds(latencies, 0.5):>9}{milliseconds(latencies, 0.99):>9}"
+              f"   ({noise.updates} messages of 4,096 characters from one chat, {noise.unanswered_total} unanswered)")
     print()
     print(f"project: {project.updates} updates in {project.seconds:.2f} s = {project.updates_per_second:.0f} updates/s, "
           f"{project.cpu_seconds / project.updates * 1000:.2f} ms CPU per update")
@@ -186,6 +196,9 @@ async def main() -> int:
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--concurrency", type=int, help="MAX_CONCURRENT_UPDATES (default: the setting's default)")
     parser.add_argument("--no-echo", action="store_true", help="skip the echo bot's run")
+    parser.add_argument(
+        "--long-messages", type=int, default=0, help="one more chat sends this many 4,096-character messages meanwhile"
+    )
     arguments = parser.parse_args()
 
     logging.basicConfig(level=logging.WARNING)
@@ -195,7 +208,9 @@ async def main() -> int:
     await fake.start()
     try:
         async with fresh_database(arguments.database_url) as url:
-            project, apologies = await project_run(fake, arguments.cardholders, url, arguments.concurrency)
+            project, apologies = await project_run(
+                fake, arguments.cardholders, url, arguments.concurrency, arguments.long_messages
+            )
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         echo = None if arguments.no_echo else await echo_run(fake, arguments.cardholders)
     finally:

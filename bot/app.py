@@ -11,9 +11,12 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import Response
 from aiogram.fsm.storage.memory import DisabledEventIsolation, SimpleEventIsolation
 from aiogram.types import BotCommand, BotCommandScopeDefault
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
@@ -65,8 +68,26 @@ class App:
         await self.engine.dispose()
 
 
+class KeepResponseTypes(BaseRequestMiddleware):
+    """Keeps each `Response[T]` aiogram validates answers with, so pydantic builds it only once.
+
+    pydantic caches parametrized generic models weakly; nothing else holds aiogram's, so each call
+    to Telegram used to build its response model anew.
+    """
+
+    def __init__(self) -> None:
+        self.kept: dict[Any, type[Response[Any]]] = {}
+
+    async def __call__(self, make_request: Any, bot: Bot, method: TelegramMethod[Any]) -> Any:
+        returning = method.__returning__
+        if returning not in self.kept:
+            self.kept[returning] = Response[returning]  # type: ignore[valid-type]
+        return await make_request(bot, method)
+
+
 def create_bot(settings: Settings, token: str | None = None) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(KeepResponseTypes())
     return Bot(
         token=token or settings.token or "",
         session=session,

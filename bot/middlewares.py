@@ -79,7 +79,7 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             verification=verification,
             arrangements=ArrangementService(session, self.policy, self.clock),
             cases=cases,
-            audit=AuditTrail(session, self.clock),
+            audit=AuditTrail(unit, self.clock),
             chat=chat_session,
             open_case=open_case,
         )

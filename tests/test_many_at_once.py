@@ -24,7 +24,7 @@ from bot.db.engine import BACKGROUND_CONNECTIONS
 from bot.db.models import Account, Arrangement, AuditEvent, ChatProfile
 from bot.settings import load_settings
 from bot.telegram_fake import FakeTelegram
-from bot.telegram_fake.crowd import UpdateWaiter, account_rows, cardholders, run_crowd, settle_debt
+from bot.telegram_fake.crowd import Cardholder, UpdateWaiter, account_rows, cardholders, run_crowd, settle_debt
 from tests.conftest import BOT_TOKEN
 
 CROWD = 200
@@ -35,27 +35,27 @@ def url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue(request.param)
 
 
-async def start_bot(fake: FakeTelegram, database_url: str, **overrides: Any) -> tuple[App, UpdateWaiter, asyncio.Task[None]]:
+async def start_bot(
+    fake: FakeTelegram, database_url: str, crowd: int = 0, **overrides: Any
+) -> tuple[App, UpdateWaiter, asyncio.Task[None], list[Cardholder]]:
+    """The bot, polling, with accounts for a crowd of `crowd` cardholders loaded before it starts."""
     settings = load_settings(
         _env_file=None, bot_token=BOT_TOKEN, telegram_api_url=fake.base_url, database_url=database_url, **overrides
     )
     app = await create_app(settings, clock=ManualClock())
+    people = cardholders(crowd)
+    async with app.session_factory() as session, session.begin():
+        if people:
+            await session.execute(insert(Account), account_rows(people, app.clock.now()))
     waiter = UpdateWaiter(app.dispatcher)
     polling = asyncio.create_task(app.start_polling(handle_signals=False, polling_timeout=1))
-    return app, waiter, polling
+    return app, waiter, polling, people
 
 
 async def stop_bot(app: App, polling: asyncio.Task[None]) -> None:
     await app.dispatcher.stop_polling()
     await polling
     await app.close()
-
-
-async def load_crowd(app: App, count: int) -> list[Any]:
-    people = cardholders(count)
-    async with app.session_factory() as session, session.begin():
-        await session.execute(insert(Account), account_rows(people, app.clock.now()))
-    return people
 
 
 async def test_two_hundred_cardholders_at_once_each_settle_once(
@@ -72,10 +72,9 @@ async def test_a_crowd_through_four_updates_at_a_time_waits_and_settles(
 
 
 async def crowd_settles(fake: FakeTelegram, url: str, caplog: pytest.LogCaptureFixture, count: int, **overrides: Any) -> None:
-    app, waiter, polling = await start_bot(fake, url, **overrides)
+    app, waiter, polling, people = await start_bot(fake, url, count, **overrides)
     caplog.set_level(logging.WARNING)
     try:
-        people = await load_crowd(app, count)
         report = await run_crowd(fake, waiter, people, settle_debt)
         async with app.session_factory() as session:
             verified = await session.scalar(select(func.count()).select_from(ChatProfile).where(ChatProfile.account_pk.is_not(None)))
@@ -140,11 +139,10 @@ async def test_nothing_is_said_inside_a_write_transaction_and_a_plan_is_durable_
     fake: FakeTelegram, database_url: str
 ) -> None:
     """One cardholder at a time, so a write lock seen during a call can only be the update's own."""
-    app, waiter, polling = await start_bot(fake, database_url, max_concurrent_updates=1)
+    app, waiter, polling, people = await start_bot(fake, database_url, 3, max_concurrent_updates=1)
     probe = WriteLockProbe(make_url(database_url).database or "")
     app.bot.session.middleware(probe)
     try:
-        people = await load_crowd(app, 3)
         for person in people:
             report = await run_crowd(fake, waiter, [person], settle_debt)
             assert report.completed == 1, report.unanswered
@@ -156,11 +154,10 @@ async def test_nothing_is_said_inside_a_write_transaction_and_a_plan_is_durable_
 
 
 async def test_the_state_is_read_once_and_written_only_when_it_changed(fake: FakeTelegram, database_url: str) -> None:
-    app, waiter, polling = await start_bot(fake, database_url)
+    app, waiter, polling, [person] = await start_bot(fake, database_url, 1)
     statements: list[str] = []
     event.listen(app.engine.sync_engine, "before_cursor_execute", lambda _c, _cur, sql, *_: statements.append(sql))
     try:
-        [person] = await load_crowd(app, 1)
         fake.add_user(person.user_id, first_name="Crowd", language_code="en")
 
         async def update(act: Callable[[], Any]) -> list[str]:

@@ -18,10 +18,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.db.models import FsmRecord
+from bot.db.models import Base, FsmRecord
 from bot.db.upsert import insert_for
 
 EMPTY_DATA = "{}"
@@ -46,7 +46,20 @@ class UnitOfWork:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self._fsm: dict[str, _FsmEntry] = {}
+        self._rows: dict[type[Base], list[dict[str, Any]]] = {}
         self.commits = 0
+        session.info[_UNIT] = self
+
+    # -- append-only rows (the audit trail), written in one INSERT per table --------------------------
+
+    def insert_later(self, model: type[Base], row: dict[str, Any]) -> None:
+        """A row nobody reads back in this update: written with the others at the next commit."""
+        self._rows.setdefault(model, []).append(row)
+
+    async def write_rows(self) -> None:
+        rows, self._rows = self._rows, {}
+        for model, values in rows.items():
+            await self.session.execute(insert(model), values)
 
     # -- the FSM state of this update, read at most once and written only when it changed ---------
 
@@ -96,6 +109,7 @@ class UnitOfWork:
             or session.new
             or session.dirty
             or session.deleted
+            or self._rows
             or any(entry.changed for entry in self._fsm.values())
         )
 
@@ -107,12 +121,24 @@ class UnitOfWork:
         if not self.open:
             return
         await self._write_fsm()
+        await self.write_rows()
         await self.session.commit()
         self.commits += 1
 
     async def rollback(self) -> None:
         self._fsm.clear()
+        self._rows.clear()
         await self.session.rollback()
+
+
+_UNIT = "unit_of_work"
+
+
+async def write_pending_rows(session: AsyncSession) -> None:
+    """Write the rows a unit holds for later, when a query of this update must see them."""
+    unit = session.info.get(_UNIT)
+    if isinstance(unit, UnitOfWork):
+        await unit.write_rows()
 
 
 current_unit: contextvars.ContextVar[UnitOfWork | None] = contextvars.ContextVar("current_unit", default=None)

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
@@ -296,7 +296,7 @@ class ArrangementService:
         arrangement = await self.session.get(Arrangement, arrangement_id)
         assert arrangement is not None
         installments = tuple(self._installments(arrangement.id, proposal))
-        self.session.add_all(installments)
+        await self.session.execute(insert(Installment), [installment_row(item) for item in installments])
         return Accepted(arrangement, installments, proposal)
 
     async def record_agreement(self, arrangement: Arrangement, text: str) -> None:
@@ -395,3 +395,11 @@ class ArrangementService:
             )
             for row in proposal.plan.schedule
         ]
+
+
+def installment_row(installment: Installment) -> dict[str, Any]:
+    """The columns of an installment not yet stored, for one multi-row INSERT."""
+    return {column: getattr(installment, column) for column in INSTALLMENT_COLUMNS}
+
+
+INSTALLMENT_COLUMNS = ("arrangement_id", "number", "due_date", "amount", "principal", "fee", "paid")

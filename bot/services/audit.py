@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.db.models import AuditEvent
-from bot.db.unit_of_work import current_unit
+from bot.db.unit_of_work import UnitOfWork, current_unit, unit_of_work
 from bot.domain.errors import InvalidPhone
 from bot.domain.masking import mask_text
 from bot.domain.phones import mask_phone, normalize_phone
@@ -31,22 +31,23 @@ PAYLOAD_LIMIT = 4096
 
 
 class AuditTrail:
-    """Adds audit events to a session; whoever owns the session commits them."""
+    """Adds audit events to a unit of work, which writes them with its next commit."""
 
-    def __init__(self, session: AsyncSession, clock: Clock) -> None:
-        self.session = session
+    def __init__(self, unit: UnitOfWork, clock: Clock) -> None:
+        self.unit = unit
         self.clock = clock
 
     def record(self, direction: str, kind: str, chat_id: int | None, payload: str = "") -> None:
-        self.session.add(
-            AuditEvent(
-                at=self.clock.now(),
-                direction=direction,
-                kind=kind,
-                chat_id=chat_id,
-                account_pk=current_account.get(),
-                payload=mask_text(payload[: PAYLOAD_LIMIT * 2])[:PAYLOAD_LIMIT],
-            )
+        self.unit.insert_later(
+            AuditEvent,
+            {
+                "at": self.clock.now(),
+                "direction": direction,
+                "kind": kind,
+                "chat_id": chat_id,
+                "account_pk": current_account.get(),
+                "payload": mask_text(payload[: PAYLOAD_LIMIT * 2])[:PAYLOAD_LIMIT],
+            },
         )
 
     def inbound(self, update: Update, chat_id: int | None) -> None:
@@ -103,17 +104,17 @@ class OutboundMiddleware(BaseRequestMiddleware):
         if unit is None:
             response = await make_request(bot, method)
             if name in self.AUDITED:
-                async with self.session_factory() as session, session.begin():
-                    self._record(AuditTrail(session, self.clock), name, method)
+                async with unit_of_work(self.session_factory) as own:
+                    self._record(AuditTrail(own, self.clock), name, method)
             return response
         if name in self.AUDITED:
-            self._record(AuditTrail(unit.session, self.clock), name, method)
+            self._record(AuditTrail(unit, self.clock), name, method)
         await unit.commit()
         try:
             return await make_request(bot, method)
         except TelegramAPIError as error:
             if name in self.AUDITED:
-                self._record(AuditTrail(unit.session, self.clock), f"{name}_failed", method, error.message)
+                self._record(AuditTrail(unit, self.clock), f"{name}_failed", method, error.message)
             raise
 
     @staticmethod

@@ -13,6 +13,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
+from bot.db.unit_of_work import write_pending_rows
 from bot.db.upsert import insert_for
 from bot.db.models import Account, Arrangement, AuditEvent, Case, CaseEvent, Offer, Relay
 
@@ -148,7 +149,7 @@ class CaseService:
         await self.record(case, f"agent:{agent_id}", "note", text)
 
     async def history(self, case: Case) -> CaseHistory:
-        await self.session.flush()  # the message that opened the case is among the last ones
+        await write_pending_rows(self.session)  # the message that opened the case is among the last ones
         offers: tuple[Offer, ...] = ()
         arrangements: tuple[Arrangement, ...] = ()
         if case.account_pk is not None:

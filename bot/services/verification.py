@@ -49,6 +49,10 @@ class ChatSession:
     """True once, on the update that found a verified session idle for too long and closed it."""
 
 
+LAST_SEEN_STEP = timedelta(minutes=1)
+"""A chat's activity is recorded to the minute: not every message needs a write for it."""
+
+
 class VerificationService:
     def __init__(self, session: AsyncSession, rules: VerificationRules, clock: Clock) -> None:
         self.session = session
@@ -71,7 +75,8 @@ class VerificationService:
         if profile.user_id != user_id:
             profile.account_pk = None
             profile.user_id = user_id
-        profile.last_seen_at = now
+        if expired or now - profile.last_seen_at >= LAST_SEEN_STEP:
+            profile.last_seen_at = now
         account = await self.session.get(Account, profile.account_pk) if profile.account_pk else None
         return ChatSession(profile=profile, account=account, expired=expired)
 

@@ -107,8 +107,10 @@ class UpdateWaiter:
 class CrowdReport:
     """What happened to a crowd: per-step latencies, unanswered steps, completed journeys."""
 
-    latencies: dict[str, list[float]] = field(default_factory=lambda: {step: [] for step in STEPS})
-    unanswered: dict[str, int] = field(default_factory=lambda: {step: 0 for step in STEPS})
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {step: [] for step in (*STEPS, "long_message")})
+    unanswered: dict[str, int] = field(default_factory=lambda: {step: 0 for step in (*STEPS, "long_message")})
+    long_messages: CrowdReport | None = None
+    """What the chat sending long messages meanwhile saw, when there was one."""
     completed: int = 0
     updates: int = 0
     seconds: float = 0.0
@@ -248,15 +250,43 @@ async def echo_journey(driver: CrowdDriver, person: Cardholder) -> bool:
 
 Journey = Callable[[CrowdDriver, Cardholder], Awaitable[bool]]
 
+LONG_MESSAGES = (
+    "a" * 4096,
+    ("I cannot pay this month because " * 200)[:4096],
+    "😀" * 4096,
+    "我无法按时还款" * 585,
+    ("1 " * 2048),
+)
+"""Messages of the longest length Telegram allows, of each kind that once cost more than linear time."""
 
-async def run_crowd(fake: FakeTelegram, waiter: UpdateWaiter, people: list[Cardholder], journey: Journey) -> CrowdReport:
-    """Everyone starts at the same moment; returns when every journey ended."""
+
+async def send_long_messages(driver: CrowdDriver, person: Cardholder, count: int) -> None:
+    """One chat sending `count` 4,096-character messages, one after another, while the crowd runs."""
+    uid = person.user_id
+    for index in range(count):
+        text = LONG_MESSAGES[index % len(LONG_MESSAGES)]
+        await driver.step("long_message", uid, partial(driver.send, uid, text), lambda replies: bool(replies))
+
+
+async def run_crowd(
+    fake: FakeTelegram, waiter: UpdateWaiter, people: list[Cardholder], journey: Journey, long_messages: int = 0
+) -> CrowdReport:
+    """Everyone starts at the same moment; returns when every journey ended.
+
+    With `long_messages`, one more chat sends that many 4,096-character messages meanwhile; its
+    latencies are reported apart ("long_message") and its updates are not counted in the crowd's.
+    """
     report = CrowdReport()
     driver = CrowdDriver(fake, waiter, report)
     for person in people:
         fake.add_user(person.user_id, first_name="Crowd", language_code="en")
+    noisy = Cardholder(people[0].user_id + len(people) + 1_000, "+8613700000000", date(1970, 1, 1))
+    fake.add_user(noisy.user_id, first_name="Noisy", language_code="en")
+    report.long_messages = CrowdReport()
+    noise = asyncio.ensure_future(send_long_messages(CrowdDriver(fake, waiter, report.long_messages), noisy, long_messages))
     began, cpu = time.perf_counter(), time.process_time()
     results = await asyncio.gather(*(journey(driver, person) for person in people))
+    await noise
     report.seconds = time.perf_counter() - began
     report.cpu_seconds = time.process_time() - cpu
     report.completed = sum(results)
