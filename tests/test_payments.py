@@ -27,7 +27,8 @@ def payments_file(tmp_path: Path, *rows: str) -> Path:
 
 
 async def accept(session_factory: async_sessionmaker[AsyncSession], clock: ManualClock, kind: str) -> Accepted:
-    async with session_factory() as session:
+    """Accept an offer as an update would: services never commit, their caller does."""
+    async with session_factory() as session, session.begin():
         service = ArrangementService(session, POLICY, clock)
         account = await session.scalar(select(Account))
         assert account is not None
