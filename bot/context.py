@@ -24,9 +24,7 @@ class UpdateContext:
     cases: CaseService
     audit: AuditTrail
     chat: ChatSession | None = None
-    """The private chat and the account it is verified for; None in groups."""
-    open_case: Case | None = None
-    """The chat's case while it is with the agents (waiting or claimed)."""
+    """The private chat, the account it is verified for and its open case; None in groups."""
 
     @property
     def db(self) -> AsyncSession:
@@ -35,6 +33,11 @@ class UpdateContext:
     @property
     def account(self) -> Account | None:
         return self.chat.account if self.chat else None
+
+    @property
+    def open_case(self) -> Case | None:
+        """The chat's case while it is with the agents (waiting or claimed)."""
+        return self.chat.open_case if self.chat else None
 
     @property
     def profile(self) -> ChatProfile | None:

@@ -70,10 +70,9 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         session = unit.session
         verification = VerificationService(session, self.rules, self.clock)
         cases = CaseService(session, self.clock)
-        chat_session = open_case = None
+        chat_session = None
         if chat is not None and chat.type == "private" and user is not None:
             chat_session = await verification.open_chat(chat.id, user.id)
-            open_case = await cases.open_for_chat(chat.id)
         return UpdateContext(
             unit=unit,
             verification=verification,
@@ -81,7 +80,6 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             cases=cases,
             audit=AuditTrail(unit, self.clock),
             chat=chat_session,
-            open_case=open_case,
         )
 
 

@@ -47,9 +47,6 @@ class CaseService:
         self.session = session
         self.clock = clock
 
-    async def open_for_chat(self, chat_id: int) -> Case | None:
-        return await self.session.scalar(select(Case).where(Case.chat_id == chat_id, Case.status.in_(OPEN)))
-
     async def open(self, chat_id: int, account: Account | None, reason: str, locale: str, text: str = "") -> Opened:
         """Open a case, or join the open one of this account or chat with a new trigger."""
         case = await self._open_case(chat_id, account)

@@ -10,12 +10,13 @@ import enum
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
-from bot.db.models import Account, ChatProfile, VerificationLock
+from bot.db.models import Account, Case, ChatProfile, VerificationLock
 from bot.db.upsert import insert_for
+from bot.services.cases import OPEN
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class ChatSession:
     account: Account | None
     expired: bool = False
     """True once, on the update that found a verified session idle for too long and closed it."""
+    open_case: Case | None = None
+    """The chat's case while it is with the agents (waiting or claimed)."""
 
 
 LAST_SEEN_STEP = timedelta(minutes=1)
@@ -60,9 +63,19 @@ class VerificationService:
         self.clock = clock
 
     async def open_chat(self, chat_id: int, user_id: int) -> ChatSession:
-        """Load the chat, close a verified session that sat idle too long, and mark activity."""
+        """Load the chat, its account and its open case (one query), close a verified session that
+        sat idle too long, and mark activity."""
         now = self.clock.now()
-        profile = await self.session.get(ChatProfile, chat_id)
+        row = (
+            await self.session.execute(
+                select(ChatProfile, Account, Case)
+                .outerjoin(Account, Account.id == ChatProfile.account_pk)
+                .outerjoin(Case, and_(Case.chat_id == ChatProfile.chat_id, Case.status.in_(OPEN)))
+                .where(ChatProfile.chat_id == chat_id)
+                .limit(1)
+            )
+        ).first()
+        profile, account, open_case = row if row is not None else (None, None, None)
         if profile is None:
             profile = ChatProfile(chat_id=chat_id, user_id=user_id, last_seen_at=now)
             self.session.add(profile)
@@ -77,8 +90,9 @@ class VerificationService:
             profile.user_id = user_id
         if expired or now - profile.last_seen_at >= LAST_SEEN_STEP:
             profile.last_seen_at = now
-        account = await self.session.get(Account, profile.account_pk) if profile.account_pk else None
-        return ChatSession(profile=profile, account=account, expired=expired)
+        if profile.account_pk is None:
+            account = None
+        return ChatSession(profile=profile, account=account, expired=expired, open_case=open_case)
 
     async def locked_until(self, phone: str) -> datetime | None:
         lock = await self.session.get(VerificationLock, phone)
