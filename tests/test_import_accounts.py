@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta, timezone
@@ -15,10 +16,14 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sqlalchemy.dialects.postgresql import asyncpg as postgresql_driver
+from sqlalchemy.dialects.sqlite import aiosqlite as sqlite_driver
+
 from bot.db.engine import create_engine, create_schema, create_session_factory
 from bot.db.models import Account
 from bot.domain.errors import ImportFileError
-from bot.services.accounts import COLUMNS, ImportReport, RowError, import_accounts
+from bot.services import accounts as accounts_module
+from bot.services.accounts import COLUMNS, ImportReport, RowError, import_accounts, validate_account_row
 from bot.services.demo import DEMO_ACCOUNTS, load_demo_data
 
 NOW = datetime(2025, 6, 1, 9, 30, tzinfo=timezone.utc)
@@ -401,6 +406,157 @@ async def test_many_rows_in_several_batches(any_db: Factory, tmp_path: Path) -> 
     report = await import_accounts(any_db, write_csv(tmp_path / "many2.csv", rows), now=NOW)
     assert (report.inserted, report.updated, report.unchanged) == (0, 1, 4499)
     assert await count(any_db) == 4500
+
+
+# --------------------------------------------------------------------------- quick and careful reading
+
+
+VARIANTS: dict[str, list[str]] = {
+    "account_id": ["ACC-1", "  ACC-2 ", "", "X" * 64, "X" * 65, "ACC\x1f3"],
+    "full_name": ["Li Wei", "  Ivan   Petrov ", "", "N" * 200, "N" * 201, "Li\nWei", "Li\x1fWei"],
+    "phone": [
+        "+8613800138000", "+86 138 0013 8000", "8613800138000", "008613800138000", "+7 000 000 00 00",
+        "+79123456789", "+78123456789", "+14155550132", "+3758106625764", "call me", "", " +8613800138000",
+        "＋８６１３８００１３８０００", "+390212345678", "+86138001380001",
+    ],
+    "birth_date": ["1985-03-07", " 1985-03-07 ", "1985-02-31", "2030-01-01", "1899-12-31", "2015-01-01", "07.03.1985", "", "１９８５-03-07"],
+    "card_last4": ["4321", " 4321", "0000", "123", "12345", "12a4", "١٢٣٤", "", "43\x1f1"],
+    "currency": ["CNY", "cny", " JPY ", "JPY", "KWD", "CLF", "XYZ", ""],
+    "days_past_due": ["45", "045", "+45", "-3", "4.5", "36500", "36501", "99999", "100000", " 45", "", "٤٥", "0"],
+    "daily_interest_rate": ["0.0005", "0.00050", "0", "0.01", "-0.0001", "5%", "0.000000001", "0.00000001", ""],
+    "locale": ["zh_CN", "zh-cn", "RU", "en", "de", ""],
+    "timezone": ["Asia/Shanghai", "asia/tokyo", "Mars/Olympus", "+03:00", "", "UTC"],
+}
+AMOUNTS = [
+    "15000", "15000.00", "12345.6", "12345.60", "0", "0.00", "-0", "-0.00", "00012.50", "12.500", "12.505", " 12.50",
+    "1,000.00", "1e3", "NaN", "-1", "999999999999999.99", "1000000000000000", "0012", ".5", "5.", "１２.５０", "",
+    "100.0", "0.000", "0.5", "10.1234", "7",
+]
+for _column in ("statement_balance", "overdue_amount", "minimum_due", "late_fee"):
+    VARIANTS[_column] = AMOUNTS
+
+
+def generated_rows(count: int, seed: int) -> list[dict[str, str]]:
+    """Mostly the usual forms, each field now and then in another form, good or bad."""
+    rng = random.Random(seed)
+    rows = []
+    for n in range(count):
+        values = row(account_id=f"ACC-{n}", statement_balance="15000.00", overdue_amount="12345.60", late_fee="75.00")
+        for column, variants in VARIANTS.items():
+            if rng.random() < 0.15:
+                values[column] = rng.choice(variants)
+        rows.append(values)
+    return rows
+
+
+@pytest.mark.parametrize("driver", [sqlite_driver, postgresql_driver], ids=["sqlite", "postgresql"])
+def test_quick_reading_gives_what_validate_account_row_gives(driver: Any) -> None:
+    binds = accounts_module._Binds.for_dialect(driver.dialect())
+    today = NOW.date()
+    reader = accounts_module._RowReader({name: n for n, name in enumerate(COLUMNS)}, today, binds)
+    quick_rows = 0
+    for values in generated_rows(3000, seed=11):
+        try:
+            quick = reader.values([values[name] for name in COLUMNS])
+            quick_rows += 1
+        except accounts_module._Bad:
+            quick = None
+        record, problems = validate_account_row(values, today=today)
+        assert quick == (None if record is None else binds.record(record)), (values, problems)
+        if quick is not None:
+            assert [type(value) for value in quick] == [type(value) for value in binds.record(record)]
+    assert quick_rows > 1000
+
+
+def test_the_usual_forms_take_the_quick_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    def not_expected(*args: Any) -> Any:
+        raise AssertionError("the careful check was used")
+
+    reader = accounts_module._RowReader(
+        {name: n for n, name in enumerate(COLUMNS)}, NOW.date(), accounts_module._Binds.for_dialect(sqlite_driver.dialect())
+    )
+    usual = row(phone="+8613800138000", overdue_amount="12345.60", statement_balance="15000.00", late_fee="75.00")
+    reader.values([usual[name] for name in COLUMNS])  # the dates, currencies... met once are remembered
+    for name in ("_phone", "_amount", "_days_past_due", "_card_last4", "_birth_date", "_currency", "_rate", "_locale", "_timezone"):
+        monkeypatch.setattr(accounts_module, name, not_expected)
+    monkeypatch.setattr(accounts_module, "normalize_phone", not_expected)
+    again = reader.values([{**usual, "account_id": "ACC-2", "phone": "+8613800138001"}[name] for name in COLUMNS])
+    assert again[0] == "ACC-2" and again[2] == "+8613800138001" and again[7] == "12345.60"
+
+
+async def test_forms_read_quickly_or_carefully_are_stored_alike(any_db: Factory, tmp_path: Path) -> None:
+    usual = [row(account_id="A"), row(account_id="B", currency="JPY", statement_balance="380000", overdue_amount="95000",
+                                       minimum_due="19000", late_fee="1000", locale="en", timezone="Asia/Tokyo")]
+    other = [
+        row(account_id=" A ", phone="+86 138 0013 8000", birth_date=" 1985-03-07", card_last4=" 4321 ", currency="cny",
+            statement_balance="15000.0", overdue_amount="012345.6", minimum_due=" 1500 ", days_past_due="+045",
+            late_fee="75.000", daily_interest_rate="0.00050", locale="ZH-cn", timezone="asia/shanghai"),
+        row(account_id="B", currency=" jpy", statement_balance="380000.00", overdue_amount="0095000", minimum_due="19000.0",
+            late_fee=" 1000", locale="EN", timezone="asia/tokyo"),
+    ]
+    first = await import_accounts(any_db, write_csv(tmp_path / "usual.csv", usual), now=NOW)
+    stored = await accounts(any_db)
+    again = await import_accounts(any_db, write_csv(tmp_path / "other.csv", other), now=NOW + timedelta(days=1))
+
+    assert (first.inserted, first.errors) == (2, [])
+    assert (again.unchanged, again.errors) == (2, [])
+    assert {key: vars_of(a) for key, a in (await accounts(any_db)).items()} == {key: vars_of(a) for key, a in stored.items()}
+
+
+def vars_of(account: Account) -> dict[str, Any]:
+    return {name: getattr(account, name) for name in (*COLUMNS, "balance_version", "updated_at")}
+
+
+async def test_amounts_stored_in_another_form_compare_by_value(any_db: Factory, tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "a.csv", [row(account_id="A"), row(account_id="B")])
+    await import_accounts(any_db, source, now=NOW)
+    async with any_db() as session, session.begin():  # as a payment would leave them: 12345.6, 0
+        await session.execute(text("UPDATE accounts SET overdue_amount = 12345.6 WHERE account_id = 'A'"))
+        await session.execute(text("UPDATE accounts SET late_fee = 0 WHERE account_id = 'B'"))
+
+    again = [row(account_id="A"), row(account_id="B", late_fee="0.00", full_name="Li Wei Jr")]
+    report = await import_accounts(any_db, write_csv(tmp_path / "b.csv", again), now=NOW)
+
+    assert (report.unchanged, report.updated) == (1, 1)
+    stored = await accounts(any_db)
+    assert stored["A"].balance_version == 1 and stored["A"].overdue_amount == Decimal("12345.60")
+    assert stored["B"].full_name == "Li Wei Jr"
+    assert stored["B"].balance_version == 1  # the fee 0 is the fee 0.00: no balance changed
+
+
+async def test_errors_keep_their_lines_across_batches(any_db: Factory, tmp_path: Path) -> None:
+    rows = [row(account_id=f"ACC-{n:05d}") for n in range(5000)]
+    rows[10]["full_name"] = "Li\nWei"  # a quoted line break: every later row is one line further down
+    rows[2100]["phone"] = "12"
+    rows[4321]["overdue_amount"] = "12.345"
+    rows[4999]["account_id"] = "ACC-00000"
+    report = await import_accounts(any_db, write_csv(tmp_path / "many.csv", rows), now=NOW)
+
+    assert [(error.line, error.column) for error in report.errors] == [
+        (2103, "phone"), (4324, "overdue_amount"), (5002, "account_id"),
+    ]
+    assert report.errors[2].reason == "duplicate of line 2"
+    assert (report.inserted, report.rejected) == (4997, 3)
+    assert await count(any_db) == 4997
+
+
+async def test_unreadable_csv_after_batches_were_written_writes_nothing(any_db: Factory, tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "long.csv", [row(account_id=f"ACC-{n}") for n in range(2 * accounts_module.BATCH_SIZE + 10)])
+    with source.open("a", encoding="utf-8") as handle:
+        handle.write(",".join(row(account_id="ACC-X", full_name="x" * 200_000).values()) + "\n")
+
+    with pytest.raises(ImportFileError, match="unreadable CSV"):
+        await import_accounts(any_db, source, now=NOW)
+    assert await count(any_db) == 0
+
+
+async def test_remembered_texts_are_bounded(db: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(accounts_module, "_MEMO_LIMIT", 2)
+    rows = [row(account_id=f"ACC-{n}", birth_date=(date(1950, 1, 1) + timedelta(days=n)).isoformat()) for n in range(50)]
+    rows[40]["birth_date"] = "2020-01-01"
+    report = await import_accounts(db, write_csv(tmp_path / "dates.csv", rows), now=NOW)
+    assert report.inserted == 49 and [(e.line, e.column) for e in report.errors] == [(42, "birth_date")]
+    assert (await accounts(db))["ACC-49"].birth_date == date(1950, 2, 19)
 
 
 # --------------------------------------------------------------------------- report

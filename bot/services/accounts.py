@@ -6,27 +6,38 @@ file is one transaction: a file that turns out to be unreadable half-way leaves 
 while rows that are merely bad are reported and skipped. ``balance_version`` moves by one only
 when a figure the repayment offers depend on has changed, so offers computed against an older
 version can be recognised as stale.
+
+`validate_account_row` is what a row must pass. An export of a hundred thousand rows is read
+with shortcuts that give the same result (`_RowReader`: the forms a bank writes are recognised
+first, repeated texts are checked once) and written below the ORM, a batch's existing rows
+fetched in one query and compared as stored (`_Store`), while the next batch is being read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
+from itertools import chain
+from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel.numbers import get_currency_precision, list_currencies
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from bot.db.models import Account
 from bot.domain.dates import check_birth_date
+from bot.domain.e164 import is_normalized_e164
 from bot.domain.errors import DomainError, ImportFileError
 from bot.domain.phones import normalize_phone
 from bot.settings import SUPPORTED_LOCALES
@@ -60,6 +71,7 @@ BALANCE_FIELDS: tuple[str, ...] = (
 """A change in any of these bumps ``balance_version``."""
 
 BATCH_SIZE = 2000
+_YIELD_EVERY = 256
 MAX_REPORTED_ERRORS = 10_000
 """Errors beyond this many are counted, not kept, so a wholly wrong file cannot exhaust memory."""
 
@@ -69,6 +81,7 @@ _MAX_WHOLE_DIGITS = 15  # NUMERIC(24, 8) on PostgreSQL leaves 16
 _RATE_LIMIT = Decimal("0.01")
 _RATE_MAX_PLACES = 8
 _MAX_DAYS_PAST_DUE = 36_500
+_DAYS_DIGITS = len(str(_MAX_DAYS_PAST_DUE))
 
 _DECIMAL = re.compile(r"^([+-]?)([0-9]+)(?:\.([0-9]+))?$")
 _INTEGER = re.compile(r"^\+?[0-9]+$")
@@ -350,23 +363,309 @@ _AMOUNT_COLUMNS = ("statement_balance", "overdue_amount", "minimum_due", "late_f
 _COLUMN_ORDER = {column: position for position, column in enumerate(COLUMNS)}
 
 
+# --------------------------------------------------------------------------- the usual forms, quickly
+
+
+_MEMO_LIMIT = 50_000
+"""Distinct texts remembered per column (birth dates, currencies, rates, locales, time zones): every
+birth date of a century fits, and a file of nonsense cannot grow the memory without bound."""
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class _Binds:
+    """Validated values in the form the database driver receives them, as SQLAlchemy's column types
+    would bind them (Money as canonical text on SQLite, Decimal on PostgreSQL; dates; timestamps)."""
+
+    money: Callable[[Decimal], Any]
+    canonical_money: Callable[[str], Any] | None
+    """``money(Decimal(text))`` for a text in canonical form (see `_RowReader`); None: the text itself."""
+    date: Callable[[date], Any]
+    timestamp: Callable[[datetime], Any]
+
+    @classmethod
+    def for_dialect(cls, dialect: Dialect) -> _Binds:
+        table = Account.__table__
+
+        def processor(column: str) -> Callable[[Any], Any]:
+            return table.c[column].type.dialect_impl(dialect).bind_processor(dialect) or _identity
+
+        money = processor("statement_balance")
+        # Money binds format(Decimal(text), "f") on SQLite, which gives a canonical text back unchanged
+        canonical = None if dialect.name == "sqlite" else (lambda text: money(Decimal(text)))
+        return cls(money, canonical, processor("birth_date"), processor("updated_at"))
+
+    def record(self, record: AccountRecord) -> tuple[Any, ...]:
+        """A validated record as `_RowReader.values` gives a row."""
+        money = self.money
+        return (
+            record.account_id, record.full_name, record.phone, self.date(record.birth_date), record.card_last4,
+            record.currency, money(record.statement_balance), money(record.overdue_amount),
+            money(record.minimum_due), record.days_past_due, money(record.late_fee),
+            money(record.daily_interest_rate), record.locale, record.timezone,
+        )
+
+
+@lru_cache(maxsize=16)
+def _canonical_figures(places: int) -> re.Pattern[str]:
+    """The four amounts, the days past due and the card's last digits, joined by US (\\x1f), in the
+    form they are stored: amounts of ASCII digits without a leading zero (but ``0`` itself), at
+    most 15, and exactly ``places`` decimals, so that ``Decimal(text)`` already has the currency's
+    exponent. No part can contain the separator, so the parts are matched one by one."""
+    amount = f"(?:0|[1-9][0-9]{{0,{_MAX_WHOLE_DIGITS - 1}}})" + (f"\\.[0-9]{{{places}}}" if places else "")
+    return re.compile("\x1f".join([amount] * 4 + [f"[0-9]{{1,{_DAYS_DIGITS}}}", "[0-9]{4}"]))
+
+
+class _RowReader:
+    """Validates the cells of a row into the values bound for the database, in `COLUMNS` order.
+
+    Each field is read first in the form a bank's export nearly always has it (``+<digits>`` that is a
+    valid number, ``2500.00`` with exactly the currency's decimals, ``45``), and otherwise with the
+    checks `validate_account_row` makes; texts that repeat (dates, currencies, rates, locales, time
+    zones) are checked once. Every form accepted quickly is one those checks accept with the same
+    result. At the first unacceptable field `values` raises `_Bad`, and the row is validated again in
+    full to report every problem it has.
+    """
+
+    def __init__(self, positions: Mapping[str, int], today: date, binds: _Binds) -> None:
+        self._cells = itemgetter(*(positions[name] for name in COLUMNS))
+        self._positions = positions
+        self._today = today
+        self._binds = binds
+        self._dates: dict[str, Any] = {}
+        self._currencies: dict[str, tuple[str, int, re.Pattern[str]]] = {}
+        self._rates: dict[str, Any] = {}
+        self._locales: dict[str, str] = {}
+        self._timezones: dict[str, str] = {}
+
+    def values(self, cells: Sequence[str]) -> tuple[Any, ...]:
+        (account_id, full_name, phone, birth_date, card_last4, currency, statement_balance, overdue_amount,
+         minimum_due, days_past_due, late_fee, rate, locale, zone) = self._cells(cells)
+        account_id = _account_id(account_id)
+        full_name = _full_name(full_name)
+        if not is_normalized_e164(phone):
+            phone = _phone(phone)
+        born = self._dates.get(birth_date)
+        if born is None:
+            born = self._remember(self._dates, birth_date, self._binds.date(_birth_date(birth_date, self._today)))
+        known = self._currencies.get(currency)
+        if known is None:
+            code = _currency(currency)
+            places = _places(code)
+            known = self._remember(self._currencies, currency, (code, places, _canonical_figures(places)))
+        code, places, canonical = known
+        figures = (statement_balance, overdue_amount, minimum_due, late_fee, days_past_due, card_last4)
+        if canonical.fullmatch("\x1f".join(figures)):
+            days = int(days_past_due)
+            if days > _MAX_DAYS_PAST_DUE:
+                raise _Bad
+            as_stored = self._binds.canonical_money
+            if as_stored is not None:
+                statement_balance, overdue_amount, minimum_due, late_fee = map(
+                    as_stored, (statement_balance, overdue_amount, minimum_due, late_fee)
+                )
+        else:
+            money = self._binds.money
+            statement_balance = money(_amount(statement_balance, places))
+            overdue_amount = money(_amount(overdue_amount, places))
+            minimum_due = money(_amount(minimum_due, places))
+            late_fee = money(_amount(late_fee, places))
+            days = _days_past_due(days_past_due)
+            card_last4 = _card_last4(card_last4)
+        daily_rate = self._rates.get(rate)
+        if daily_rate is None:
+            daily_rate = self._remember(self._rates, rate, self._binds.money(_rate(rate)))
+        canonical_locale = self._locales.get(locale)
+        if canonical_locale is None:
+            canonical_locale = self._remember(self._locales, locale, _locale(locale))
+        canonical_zone = self._timezones.get(zone)
+        if canonical_zone is None:
+            canonical_zone = self._remember(self._timezones, zone, _timezone(zone))
+        return (
+            account_id, full_name, phone, born, card_last4, code, statement_balance, overdue_amount,
+            minimum_due, days, late_fee, daily_rate, canonical_locale, canonical_zone,
+        )
+
+    def problems(self, cells: Sequence[str]) -> tuple[tuple[Any, ...] | None, list[tuple[str, str]]]:
+        """The row validated by `validate_account_row`: its values, or None and every problem."""
+        record, problems = validate_account_row(
+            {name: cells[index] for name, index in self._positions.items()}, today=self._today
+        )
+        return (None if record is None else self._binds.record(record)), problems
+
+    @staticmethod
+    def _remember(memo: dict[str, Any], text: str, value: Any) -> Any:
+        if len(memo) < _MEMO_LIMIT:
+            memo[text] = value
+        return value
+
+
 # --------------------------------------------------------------------------- writing
 
 
 _DATA_FIELDS: tuple[str, ...] = COLUMNS[1:]
+_WRITTEN: tuple[str, ...] = (*COLUMNS, "balance_version", "updated_at")
+_BALANCE_POSITIONS = frozenset(_DATA_FIELDS.index(name) for name in BALANCE_FIELDS)
 
 
-def _upsert_statement(dialect_name: str) -> Any:
-    table = Account.__table__
-    if dialect_name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    elif dialect_name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        raise NotImplementedError(f"account import does not support the {dialect_name} database")
-    statement = insert(table)
-    updated = {name: statement.excluded[name] for name in (*_DATA_FIELDS, "balance_version", "updated_at")}
-    return statement.on_conflict_do_update(index_elements=[table.c.account_id], set_=updated)
+class _Store:
+    """The accounts table on the session's connection, at the driver's level: rows in and out are
+    tuples of bound values (`_Binds`), so that a batch costs the database's work and little more.
+
+    SQLite goes through the aiosqlite connection itself (its transaction is the session's: sqlite3
+    opens it before the first write); PostgreSQL through SQLAlchemy's driver-level execution.
+    """
+
+    binds: _Binds
+    same: Callable[[int, Any, Any], bool]
+    """Whether a stored and a new value (of `_DATA_FIELDS` position i) mean the same."""
+
+    @staticmethod
+    async def open(session: AsyncSession) -> _Store:
+        connection = await session.connection()
+        name = connection.dialect.name
+        if name == "sqlite":
+            raw = await connection.get_raw_connection()
+            return _SQLiteStore(raw.driver_connection, connection.dialect)
+        if name == "postgresql":
+            return _PostgresStore(connection)
+        raise NotImplementedError(f"account import does not support the {name} database")
+
+    async def stored(self, account_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        """account_id → (account_id, *`_DATA_FIELDS`, balance_version) as stored, for those that exist."""
+        raise NotImplementedError
+
+    async def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Upsert rows of `_WRITTEN` values."""
+        raise NotImplementedError
+
+    @asynccontextmanager
+    async def tuned_for_import(self) -> AsyncIterator[None]:
+        """Connection settings for writing a whole file in one transaction, restored afterwards."""
+        yield
+
+    def _sql(self, dialect: Dialect) -> tuple[str, str, str]:
+        quote = dialect.identifier_preparer.quote
+        table = dialect.identifier_preparer.format_table(Account.__table__)
+        select_list = ", ".join(quote(name) for name in (*COLUMNS, "balance_version"))
+        names = ", ".join(quote(name) for name in _WRITTEN)
+        updates = ", ".join(f"{quote(name)} = excluded.{quote(name)}" for name in _WRITTEN[1:])
+        return (
+            f"SELECT {select_list} FROM {table} WHERE {quote('account_id')}",
+            f"INSERT INTO {table} ({names}) VALUES ",
+            f" ON CONFLICT ({quote('account_id')}) DO UPDATE SET {updates}",
+        )
+
+
+_IMPORT_PRAGMAS = {"temp_store": 2, "cache_size": -32_768}
+"""temp_store 2 is MEMORY; a negative cache_size is in KiB (32 MiB)."""
+
+
+class _SQLiteStore(_Store):
+    def __init__(self, driver: Any, dialect: Dialect) -> None:
+        self._driver = driver
+        self.binds = _Binds.for_dialect(dialect)
+        table = Account.__table__
+        readers = [table.c[name].type.dialect_impl(dialect).result_processor(dialect, None) for name in _DATA_FIELDS]
+        self._readers = [reader or _identity for reader in readers]
+        self._select, self._insert, self._upsert = self._sql(dialect)
+        variables = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+        self._ids_per_select = variables
+        self._rows_per_insert = variables // len(_WRITTEN)
+        self._row_sql = "(" + ", ".join("?" * len(_WRITTEN)) + ")"
+
+    @asynccontextmanager
+    async def tuned_for_import(self) -> AsyncIterator[None]:
+        """Statement journals in memory, and a page cache that holds a large file's pages.
+
+        A statement of many rows keeps a journal to undo itself, a temporary file by default, and a
+        small cache writes the same pages to the WAL again and again before the commit. Neither
+        setting touches durability; both are the connection's own and are put back.
+        """
+        settings = {name: (await self._driver.execute_fetchall(f"PRAGMA {name}"))[0][0] for name in _IMPORT_PRAGMAS}
+        for name, value in _IMPORT_PRAGMAS.items():
+            await self._pragma(name, value)
+        try:
+            yield
+        finally:
+            for name, value in settings.items():
+                await self._pragma(name, int(value))
+
+    async def _pragma(self, name: str, value: int) -> None:
+        try:
+            await self._driver.execute(f"PRAGMA {name} = {value}")
+        except sqlite3.OperationalError:
+            # temp_store cannot change while temporary tables are open in a transaction; where it
+            # stays is where temporary files go, nothing more
+            if name != "temp_store":
+                raise
+
+    def same(self, position: int, stored: Any, new: Any) -> bool:
+        """Texts first; then as read back (``12.5`` and ``12.50`` are the same amount)."""
+        if stored == new:
+            return True
+        read = self._readers[position]
+        return read(stored) == read(new)
+
+    async def stored(self, account_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        found: dict[str, tuple[Any, ...]] = {}
+        for start in range(0, len(account_ids), self._ids_per_select):
+            chunk = account_ids[start:start + self._ids_per_select]
+            sql = f"{self._select} IN ({', '.join('?' * len(chunk))})"
+            found.update({row[0]: row for row in await self._driver.execute_fetchall(sql, chunk)})
+        return found
+
+    async def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Many rows to a statement: SQLite then inserts them without coming back to Python."""
+        for start in range(0, len(rows), self._rows_per_insert):
+            chunk = rows[start:start + self._rows_per_insert]
+            sql = self._insert + ", ".join([self._row_sql] * len(chunk)) + self._upsert
+            await self._driver.execute(sql, list(chain.from_iterable(chunk)))
+
+
+class _PostgresStore(_Store):
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+        self.binds = _Binds.for_dialect(connection.dialect)
+        select, insert, upsert = self._sql(connection.dialect)
+        self._select = f"{select} = ANY($1::varchar[])"
+        self._upsert_sql = insert + "(" + ", ".join(f"${n}" for n in range(1, len(_WRITTEN) + 1)) + ")" + upsert
+
+    def same(self, position: int, stored: Any, new: Any) -> bool:
+        """asyncpg reads NUMERIC as Decimal and DATE as date: equal values compare equal."""
+        return bool(stored == new)
+
+    async def stored(self, account_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        result = await self._connection.exec_driver_sql(self._select, (list(account_ids),))
+        return {row[0]: tuple(row) for row in result}
+
+    async def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        if rows:
+            await self._connection.exec_driver_sql(self._upsert_sql, list(rows))
+
+
+def _changes(
+    store: _Store, rows: Sequence[tuple[Any, ...]], stored: Mapping[str, tuple[Any, ...]], updated_at: Any
+) -> tuple[list[tuple[Any, ...]], WriteCounts]:
+    """The rows to write, with their ``balance_version``, and what they do to the table."""
+    writes: list[tuple[Any, ...]] = []
+    inserted = updated = unchanged = 0
+    same = store.same
+    for row in rows:
+        previous = stored.get(row[0])
+        if previous is None:
+            writes.append((*row, 1, updated_at))
+            inserted += 1
+        elif previous[:-1] == row or all(same(i, previous[i + 1], row[i + 1]) for i in range(len(_DATA_FIELDS))):
+            unchanged += 1
+        else:
+            balance_changed = any(not same(i, previous[i + 1], row[i + 1]) for i in _BALANCE_POSITIONS)
+            writes.append((*row, previous[-1] + (1 if balance_changed else 0), updated_at))
+            updated += 1
+    return writes, WriteCounts(inserted, updated, unchanged)
 
 
 async def write_accounts(session: AsyncSession, records: Sequence[AccountRecord], *, now: datetime) -> WriteCounts:
@@ -379,38 +678,11 @@ async def write_accounts(session: AsyncSession, records: Sequence[AccountRecord]
         return WriteCounts()
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    table = Account.__table__
-    stored_columns = [table.c[name] for name in _DATA_FIELDS]
-    result = await session.execute(
-        select(table.c.account_id, table.c.balance_version, *stored_columns).where(
-            table.c.account_id.in_([record.account_id for record in records])
-        )
-    )
-    stored = {row[0]: row for row in result}
-
-    rows: list[dict[str, Any]] = []
-    inserted = updated = unchanged = 0
-    for record in records:
-        values = {name: getattr(record, name) for name in COLUMNS}
-        previous = stored.get(record.account_id)
-        if previous is None:
-            version = 1
-            inserted += 1
-        else:
-            old = dict(zip(_DATA_FIELDS, previous[2:]))
-            if all(old[name] == values[name] for name in _DATA_FIELDS):
-                unchanged += 1
-                continue
-            balance_changed = any(old[name] != values[name] for name in BALANCE_FIELDS)
-            version = previous[1] + (1 if balance_changed else 0)
-            updated += 1
-        values["balance_version"] = version
-        values["updated_at"] = now
-        rows.append(values)
-    if rows:
-        connection = await session.connection()
-        await session.execute(_upsert_statement(connection.dialect.name), rows)
-    return WriteCounts(inserted, updated, unchanged)
+    store = await _Store.open(session)
+    rows = [store.binds.record(record) for record in records]
+    writes, counts = _changes(store, rows, await store.stored([row[0] for row in rows]), store.binds.timestamp(now))
+    await store.write(writes)
+    return counts
 
 
 # --------------------------------------------------------------------------- import
@@ -426,35 +698,105 @@ async def import_accounts(
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    today = now.astimezone(timezone.utc).date()
     report = ImportReport()
     with open_table(source) as handle:
-        reader = csv.reader(decoded_lines(handle))
-        last_line = 0
+        reader = csv.reader(_decoded(handle))
         try:
             header = read_header(reader, COLUMNS)
             positions = column_positions(header, COLUMNS)
-            last_line = reader.line_num
             async with session_factory() as session, session.begin():
-                batch: list[AccountRecord] = []
-                seen: dict[str, int] = {}
-                for cells in reader:
-                    line, last_line = last_line + 1, reader.line_num
-                    if not any(cell.strip() for cell in cells):
-                        continue
-                    record = _check_row(cells, line, len(header), positions, seen, today, report)
-                    if record is None:
-                        continue
-                    batch.append(record)
-                    if len(batch) >= BATCH_SIZE:
-                        _count(report, await write_accounts(session, batch, now=now))
-                        batch = []
-                _count(report, await write_accounts(session, batch, now=now))
+                store = await _Store.open(session)
+                async with store.tuned_for_import():
+                    await _import_rows(reader, len(header), positions, store, now, report)
         except OSError as error:
             raise ImportFileError(f"cannot read {source}: {error.strerror or error}") from None
         except csv.Error as error:
             raise ImportFileError(f"line {reader.line_num}: unreadable CSV ({error})") from None
+        except UnicodeDecodeError:
+            # the reader counts the lines it was given: the one that failed is the next
+            raise ImportFileError(f"line {reader.line_num + 1}: the file is not UTF-8 text") from None
     return report
+
+
+def _decoded(handle: BinaryIO) -> Iterator[str]:
+    """`decoded_lines` without a step in Python for each line; a bad line raises UnicodeDecodeError."""
+    lines = iter(handle)
+    return chain(_first_line(lines), map(_UTF8_LINE, lines))
+
+
+def _first_line(lines: Iterator[bytes]) -> Iterator[str]:
+    for raw in lines:
+        yield raw.decode("utf-8").removeprefix("\ufeff")
+        return
+
+
+async def _import_rows(
+    reader: Any, width: int, positions: dict[str, int], store: _Store, now: datetime, report: ImportReport
+) -> None:
+    """Validate the rows after the header, and write the good ones in batches."""
+    rows = _RowReader(positions, now.astimezone(timezone.utc).date(), store.binds)
+    writer = _BatchWriter(store, store.binds.timestamp(now), report)
+    first = positions["account_id"]
+    batch: list[tuple[Any, ...]] = []
+    seen: dict[str, int] = {}
+    last_line = reader.line_num
+    try:
+        for cells in reader:
+            line, last_line = last_line + 1, reader.line_num
+            if not line % _YIELD_EVERY:
+                await asyncio.sleep(0)  # the batch being written goes on to its next step
+            if not (cells and (cells[0].strip() or any(cell.strip() for cell in cells))):
+                continue
+            row = _check_row(cells, line, width, rows, first, seen, report)
+            if row is None:
+                continue
+            batch.append(row)
+            if len(batch) >= BATCH_SIZE:
+                await writer.start(batch)
+                batch = []
+        await writer.start(batch)
+        await writer.finish()
+    except BaseException:
+        await writer.abandon()
+        raise
+
+
+class _BatchWriter:
+    """Writes one batch while the next is read and validated.
+
+    The database works in its own thread (aiosqlite) or server, and a batch is one statement per
+    couple of thousand rows, so the reading goes on meanwhile. Batches are written one after
+    the other, in the file's order, on the import's one connection and transaction.
+    """
+
+    def __init__(self, store: _Store, updated_at: Any, report: ImportReport) -> None:
+        self._store = store
+        self._updated_at = updated_at
+        self._report = report
+        self._task: asyncio.Task[WriteCounts] | None = None
+
+    async def start(self, batch: list[tuple[Any, ...]]) -> None:
+        """Once the previous batch is written, start on this one."""
+        await self.finish()
+        if batch:
+            self._task = asyncio.create_task(self._write(batch))
+
+    async def finish(self) -> None:
+        if self._task is not None:
+            task, self._task = self._task, None
+            _count(self._report, await task)
+
+    async def abandon(self) -> None:
+        """Let a batch under way end (its error, if any, is not the one to report) before the rollback."""
+        if self._task is not None:
+            task, self._task = self._task, None
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _write(self, batch: list[tuple[Any, ...]]) -> WriteCounts:
+        stored = await self._store.stored([row[0] for row in batch])
+        writes, counts = _changes(self._store, batch, stored, self._updated_at)
+        await self._store.write(writes)
+        return counts
 
 
 def open_table(source: Path) -> BinaryIO:
@@ -465,14 +807,21 @@ def open_table(source: Path) -> BinaryIO:
         raise ImportFileError(f"cannot read {source}: {error.strerror or error}") from None
 
 
+_UTF8_LINE = methodcaller("decode", "utf-8")
+
+
 def decoded_lines(handle: Iterable[bytes]) -> Iterator[str]:
     """The file's lines as text, decoded one by one so that bad bytes are reported at their line."""
-    for number, raw in enumerate(handle, start=1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ImportFileError(f"line {number}: the file is not UTF-8 text") from None
-        yield line.removeprefix("\ufeff") if number == 1 else line
+    lines = iter(handle)
+    number = 1
+    try:
+        for first in lines:
+            yield first.decode("utf-8").removeprefix("\ufeff")
+            break
+        for number, raw in enumerate(lines, start=2):
+            yield raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ImportFileError(f"line {number}: the file is not UTF-8 text") from None
 
 
 def read_header(reader: Iterable[list[str]], columns: Sequence[str]) -> list[str]:
@@ -496,30 +845,34 @@ def _check_row(
     cells: list[str],
     line: int,
     width: int,
-    positions: dict[str, int],
+    rows: _RowReader,
+    first: int,
     seen: dict[str, int],
-    today: date,
     report: ImportReport,
-) -> AccountRecord | None:
+) -> tuple[Any, ...] | None:
     if len(cells) != width:
         report.rejected += 1
         report.add_error(RowError(line, "row", f"has {len(cells)} fields where the header has {width}"))
         return None
-    values = {name: cells[index] for name, index in positions.items()}
-    record, problems = validate_account_row(values, today=today)
-    account_id = values["account_id"].strip()
+    problems: list[tuple[str, str]] = []
+    try:
+        row: tuple[Any, ...] | None = rows.values(cells)
+        account_id = row[0]  # type: ignore[index]
+    except _Bad:
+        row, problems = rows.problems(cells)
+        account_id = cells[first].strip()
     if account_id:
         earlier = seen.get(account_id)
         if earlier is not None:
             problems.insert(0, ("account_id", f"duplicate of line {earlier}"))
-            record = None
+            row = None
         else:
             seen[account_id] = line
-    if record is None:
+    if row is None:
         report.rejected += 1
         for column, reason in problems:
             report.add_error(RowError(line, column, reason))
-    return record
+    return row
 
 
 def _count(report: ImportReport, counts: WriteCounts) -> None:
