@@ -1,9 +1,15 @@
-"""Everything a person reads is formatted here, by Babel, for the reader's locale."""
+"""Everything a person reads is formatted here, by Babel, for the reader's locale.
+
+Amounts, days and rates repeat from message to message (an account's figures, a schedule's
+dates), and Babel works out its patterns on every call, so those results are kept; equal values
+always read the same.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime, format_timedelta
@@ -25,16 +31,19 @@ def duration(delta: timedelta, locale: str) -> str:
     return format_timedelta(delta, threshold=1.5, locale=locale)
 
 
+@lru_cache(maxsize=8192)
 def money(amount: Decimal, currency: str, locale: str) -> str:
     """`¥12,345.60`, `12 345,60 ₽`, `$1,234.00`: the account's currency in the reader's locale."""
     return format_currency(amount, currency, locale=locale, currency_digits=True)
 
 
+@lru_cache(maxsize=4096)
 def day(value: date, locale: str) -> str:
     """A calendar date in the reader's style: `Dec 29, 2026`, `29 дек. 2026 г.`, `2026年12月29日`."""
     return format_date(value, format="medium", locale=locale)
 
 
+@lru_cache(maxsize=1024)
 def percent(value: Decimal, locale: str) -> str:
     """A rate given in percent (13.03 means 13.03 %), with two decimals in the reader's style."""
     return format_decimal(value, format="#,##0.00", locale=locale) + "%"
