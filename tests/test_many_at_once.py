@@ -68,7 +68,7 @@ async def test_a_crowd_through_four_updates_at_a_time_waits_and_settles(
     fake: FakeTelegram, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Far more chats than updates in flight (and than pooled connections): they wait, none fails."""
-    await crowd_settles(fake, database_url, caplog, 60, max_concurrent_updates=4)
+    await crowd_settles(fake, database_url, caplog, 40, max_concurrent_updates=4)
 
 
 async def crowd_settles(fake: FakeTelegram, url: str, caplog: pytest.LogCaptureFixture, count: int, **overrides: Any) -> None:
