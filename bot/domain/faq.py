@@ -7,15 +7,20 @@ validates it and reports every mistake with its file and key (`FaqError`).
 A `Matcher` is built once per locale: it precomputes the normalized, stemmed (en, ru) or segmented
 (zh) forms of every way of asking, their token sets and an inverted index with IDF weights.
 `Matcher.match(text)` scores a free-text message against every entry by combining weighted token
-overlap with fuzzy string similarity, and a topic classifier (logistic regression trained at
-start-up on the phrasings and on `examples/<locale>.toml`, questions people asked) ranks the
-topics. The message is answered when the best score reaches `MATCH_THRESHOLD`, or
-`EVIDENCE_THRESHOLD` for a message with `STRONG_EVIDENCE`, or when the classifier is sure of a topic
-the scores do not rule out (`CLASSIFIER_CONFIDENCE`, `CLASSIFIER_FLOOR`), or leans to a topic the
-message shares topic words with (`CLASSIFIER_LEANING`, `TOPIC_EVIDENCE`, `TOPIC_FLOOR`); never on
-weak words alone. The classifier picks the topic. Otherwise the bot offers the three likeliest
-topics for an "I'm not sure I understood" answer. Messages that must go to a person (hardship,
-dispute, anger, asking for a person) are caught before matching, by the policy's handoff words.
+overlap with fuzzy string similarity, and a topic classifier (logistic regression fitted on the
+phrasings and on `examples/<locale>.toml`, questions people asked) ranks the topics. The message is
+answered when the best score reaches `MATCH_THRESHOLD`, or `EVIDENCE_THRESHOLD` for a message with
+`STRONG_EVIDENCE`, or when the classifier is sure of a topic the scores do not rule out
+(`CLASSIFIER_CONFIDENCE`, `CLASSIFIER_FLOOR`), or leans to a topic the message shares topic words
+with (`CLASSIFIER_LEANING`, `TOPIC_EVIDENCE`, `TOPIC_FLOOR`); never on weak words alone. The
+classifier picks the topic. Otherwise the bot offers the three likeliest topics for an "I'm not sure
+I understood" answer. Messages that must go to a person (hardship, dispute, anger, asking for a
+person) are caught before matching, by the policy's handoff words.
+
+Only a message's beginning is matched (`QUESTION_READ`), so any message costs about what a question
+does. What a matcher derives from its knowledge base (the analysed phrasings, the fitted classifier)
+and the parsed files are kept on disk (`faq_cache`): a start with an unchanged knowledge base reads
+them back instead of fitting again, and needs neither scikit-learn nor jieba's dictionary.
 
 Answers may use the account's figures through placeholders; an entry that needs them
 (`needs_account`) is only rendered for a verified chat, with values the caller formatted (Babel).
@@ -23,18 +28,27 @@ Answers may use the account's figures through placeholders; an entry that needs 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
+import sys
+import threading
 import tomllib
 import unicodedata
-from collections.abc import Mapping
+from array import array
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from itertools import repeat
+from operator import itemgetter, mul, truediv
 from pathlib import Path
 from typing import Any
 
+from bot.domain import faq_cache
 from bot.domain.errors import ProblemsError
+
+log = logging.getLogger(__name__)
 
 LOCALES = ("en", "zh_CN", "ru")
 DEFAULT_LOCALE = "en"
@@ -103,6 +117,22 @@ counts) with that topic and scores TOPIC_FLOOR for it: "my husband says the numb
 day although we stopped using the card, how does that work"."""
 CLASSIFIER_REGULARIZATION = 10.0
 """The inverse regularization strength (C) of the topic classifier's logistic regression."""
+CHARACTER_NGRAMS = (2, 4)
+"""The lengths of the letter sequences the classifier reads inside each word (padded with spaces)."""
+MESSAGE_READ = 4096
+"""Characters of a message read at all: Telegram's longest message."""
+READ_AHEAD = 4
+"""A message is normalized this many times QUESTION_READ characters at a time: its beginning has
+enough characters to match unless it is mostly punctuation, symbols and spaces (then it is read on)."""
+QUESTION_READ = {"en": 250, "ru": 250, "zh_CN": 80}
+"""Characters of the normalized message that are matched, per locale (a Chinese character says about
+as much as three letters). A question is short (normalized, the longest message of the evaluation
+sets has 162 characters, 50 in Chinese) and a message's beginning says what it is about: reading no
+more keeps every step of matching (segmenting, stemming, typo correction, fuzzy similarity, the
+classifier's letter sequences) about as cheap for a 4,096-character message as for a question:
+about twice the time of an evaluation question on average (benchmarks/faq.py)."""
+MODEL_FORMAT = 2
+"""The layout of a cached matcher model; the cache key also holds this module's source."""
 
 
 
@@ -207,28 +237,56 @@ class MatchResult:
 
 
 def load_knowledge_base(directory: Path = DEFAULT_FAQ_DIR) -> dict[str, KnowledgeBase]:
-    """Read `<locale>.toml` for every locale in `directory`; raise `FaqError` listing every mistake."""
+    """Read `<locale>.toml` for every locale in `directory`; raise `FaqError` listing every mistake.
+
+    Files read and found valid before (the same bytes, the same code) come from the cache, as
+    parsing TOML is slow; their digest names the cached copy.
+    """
     directory = Path(directory)
+    contents = {}
+    for path in _knowledge_base_files(directory):
+        try:
+            contents[path] = path.read_bytes()
+        except OSError as error:
+            contents[path] = error
+    name = _knowledge_base_name(contents)
+    stored = faq_cache.read(name)
+    bases = _bases_from_data(stored) if stored is not None else None
+    if bases is None:
+        bases = _parse_files(directory, contents)
+        faq_cache.write(name, json.dumps(_bases_data(bases), ensure_ascii=False).encode("utf-8"))
+    return bases
+
+
+def _knowledge_base_files(directory: Path) -> list[Path]:
+    return [directory / f"{locale}.toml" for locale in LOCALES] + [
+        directory / EXAMPLES_DIR / f"{locale}.toml" for locale in LOCALES
+    ]
+
+
+def _knowledge_base_name(contents: Mapping[Path, bytes | OSError]) -> str:
+    """The cache file of the knowledge base read from `contents`: named by their digest (a file that
+    could not be read counts as its error)."""
+    parts = [
+        b"read:" + content if isinstance(content, bytes) else f"not read: {type(content).__name__}"
+        for content in contents.values()
+    ]
+    return f"faq-knowledge-base-{faq_cache.digest(_code_fingerprint(), *parts)}.json"
+
+
+def _parse_files(directory: Path, contents: Mapping[Path, bytes | OSError]) -> dict[str, KnowledgeBase]:
     problems: list[str] = []
     bases: dict[str, KnowledgeBase] = {}
     for locale in LOCALES:
         path = directory / f"{locale}.toml"
-        source = path.name
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            problems.append(f"{source}: file is missing")
+        raw, problem = _parse_toml(contents[path], path.name)
+        if raw is None:
+            problems.append(problem or f"{path.name}: file is missing")
             continue
-        except (OSError, UnicodeDecodeError) as error:
-            problems.append(f"{source}: cannot be read ({error})")
-            continue
-        except tomllib.TOMLDecodeError as error:
-            problems.append(f"{source}: not valid TOML ({error})")
-            continue
-        base, found = _parse(raw, locale, source)
+        base, found = _parse(raw, locale, path.name)
         problems.extend(found)
         if base is not None:
-            examples, found = _load_examples(directory / EXAMPLES_DIR / f"{locale}.toml", base)
+            examples, found = _load_examples(contents[directory / EXAMPLES_DIR / path.name], base)
             problems.extend(found)
             bases[locale] = replace(base, examples=examples)
     problems.extend(_compare_locales(bases))
@@ -237,20 +295,80 @@ def load_knowledge_base(directory: Path = DEFAULT_FAQ_DIR) -> dict[str, Knowledg
     return bases
 
 
-def _load_examples(path: Path, base: KnowledgeBase) -> tuple[tuple[tuple[str, str], ...], list[str]]:
+def _parse_toml(content: bytes | OSError, source: str) -> tuple[dict[str, Any] | None, str | None]:
+    """A file's TOML, or what is wrong with the file; (None, None) when it is missing."""
+    if isinstance(content, FileNotFoundError):
+        return None, None
+    try:
+        if isinstance(content, OSError):
+            raise content
+        # as a file opened as text reads it: universal newlines
+        text = content.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        return tomllib.loads(text), None
+    except (OSError, UnicodeDecodeError) as error:
+        return None, f"{source}: cannot be read ({error})"
+    except tomllib.TOMLDecodeError as error:
+        return None, f"{source}: not valid TOML ({error})"
+
+
+def _bases_data(bases: Mapping[str, KnowledgeBase]) -> dict[str, Any]:
+    """The knowledge bases as plain JSON data, for the cache (`_bases_from_data` reads it)."""
+    return {
+        locale: {
+            "source": base.source,
+            "entries": [
+                [entry.id, entry.title, entry.questions, entry.answer, entry.needs_account, entry.buttons]
+                for entry in base.entries
+            ],
+            "vocabulary": [base.vocabulary.synonyms, base.vocabulary.weak, base.vocabulary.words],
+            "examples": base.examples,
+        }
+        for locale, base in bases.items()
+    }
+
+
+def _bases_from_data(stored: bytes) -> dict[str, KnowledgeBase] | None:
+    """The knowledge bases `_bases_data` wrote, or None for a damaged file."""
+    try:
+        data = json.loads(stored.decode("utf-8"))
+        bases = {}
+        for locale, item in data.items():
+            entries = tuple(
+                Entry(
+                    id=str(entry_id),
+                    title=str(title),
+                    questions=tuple(map(str, questions)),
+                    answer=str(answer),
+                    needs_account=bool(needs_account),
+                    buttons=tuple(map(str, buttons)),
+                    locale=locale,
+                )
+                for entry_id, title, questions, answer, needs_account, buttons in item["entries"]
+            )
+            synonyms, weak, words = item["vocabulary"]
+            vocabulary = Vocabulary(
+                synonyms=tuple(tuple(map(str, group)) for group in synonyms),
+                weak=tuple(map(str, weak)),
+                words=tuple(map(str, words)),
+            )
+            examples = tuple((str(entry_id), str(text)) for entry_id, text in item["examples"])
+            bases[locale] = KnowledgeBase(locale, entries, str(item["source"]), vocabulary, examples)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    return bases if set(bases) == set(LOCALES) else None
+
+
+def _load_examples(
+    content: bytes | OSError, base: KnowledgeBase
+) -> tuple[tuple[tuple[str, str], ...], list[str]]:
     """The examples file of `base`'s locale: `[examples]` with a list of questions per entry id.
 
     The file is optional; every mistake is reported with the file and the key.
     """
-    source = f"{EXAMPLES_DIR}/{path.name}"
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return (), []
-    except (OSError, UnicodeDecodeError) as error:
-        return (), [f"{source}: cannot be read ({error})"]
-    except tomllib.TOMLDecodeError as error:
-        return (), [f"{source}: not valid TOML ({error})"]
+    source = f"{EXAMPLES_DIR}/{base.locale}.toml"
+    raw, problem = _parse_toml(content, source)
+    if raw is None:
+        return (), [problem] if problem else []
     problems = [f"{source}: {key}: unknown key (expected [examples])" for key in raw if key != "examples"]
     table = raw.get("examples", {})
     if not isinstance(table, dict):
@@ -546,6 +664,28 @@ _WORD = re.compile(r"\w+")
 _CONTRACTION = re.compile(r"n['’]t\b")
 _AMOUNT = re.compile(r"[\d.,]+[wk万千]?")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_WHITE_SPACES = re.compile(r"\s\s+")
+_NORMALIZATION_REACH = 32
+"""How far cutting a text can change its normalized form before the cut (NFKC, contractions)."""
+
+
+class _Separators(dict):
+    """A `str.translate` table that turns punctuation and symbols ("_" too) into spaces and keeps every
+    other character; a character's Unicode category is looked up the first time it comes (and
+    remembered for the first _SEPARATORS_KEPT characters: messages cannot make it grow without end)."""
+
+    def __missing__(self, code: int) -> int | str:
+        kept = not unicodedata.category(chr(code)).startswith(_PUNCTUATION_CATEGORIES)
+        value = code if kept else " "
+        if len(self) < _SEPARATORS_KEPT:
+            self[code] = value
+        return value
+
+
+_SEPARATORS_KEPT = 65_536
+
+
+_SEPARATORS = _Separators()
 
 
 def normalize(text: str, locale: str) -> str:
@@ -555,30 +695,58 @@ def normalize(text: str, locale: str) -> str:
         text = text.replace("ё", "е")
     else:
         text = _CONTRACTION.sub("nt", text)  # "can't" is written "cant" as often
-    text = "".join(
-        " " if unicodedata.category(char).startswith(_PUNCTUATION_CATEGORIES) and char != "_" else char
-        for char in text
-    )
-    return " ".join(text.replace("_", " ").split())
+    return " ".join(text.translate(_SEPARATORS).split())
+
+
+def _beginning(normalized: str, limit: int) -> str:
+    """The first `limit` characters of a normalized text, without a word cut in half (unless the
+    text's first word is longer than that)."""
+    if len(normalized) <= limit:
+        return normalized
+    beginning = normalized[:limit]
+    if normalized[limit] != " " and " " in beginning:
+        beginning = beginning.rsplit(" ", 1)[0]
+    return beginning.rstrip()
+
+
+def _character_ngrams(text: str) -> list[str]:
+    """The classifier's letter sequences: scikit-learn's `char_wb` analyzer (lowercase, every word
+    padded with a space, CHARACTER_NGRAMS long), written out so scoring needs no scikit-learn."""
+    shortest, longest = CHARACTER_NGRAMS
+    ngrams: list[str] = []
+    add = ngrams.append
+    for word in _WHITE_SPACES.sub(" ", text.lower()).split():
+        word = f" {word} "
+        length = len(word)
+        for size in range(shortest, longest + 1):
+            offset = 0
+            add(word[offset : offset + size])
+            while offset + size < length:
+                offset += 1
+                add(word[offset : offset + size])
+            if offset == 0:  # a word shorter than `size` counts once
+                break
+    return ngrams
 
 
 class _Analyzer:
     """Turns normalized text into tokens: stems for en and ru, jieba words and characters for zh."""
 
-    def __init__(self, locale: str, vocabulary: Vocabulary) -> None:
+    def __init__(self, locale: str, vocabulary: Vocabulary, forms: Mapping[str, Any] | None = None) -> None:
+        """`forms`: what `forms()` gave for this vocabulary before (it spares stemming it again)."""
         self.locale = locale
         self.chinese = locale.startswith("zh")
         if self.chinese:
-            import jieba
-
-            jieba.setLogLevel(logging.WARNING)
-            # a private tokenizer: the domain words below do not leak into other users of jieba
-            self._jieba = jieba.Tokenizer()
-            self._jieba.initialize()
-            for word in vocabulary.words:
-                self._jieba.add_word(word)
             self.stop = _ZH_STOP
             self._stemmer = None
+            # jieba must keep these whole: the locale's words, synonyms and weak words, in this order
+            self._jieba_words = (
+                *vocabulary.words,
+                *(word for group in vocabulary.synonyms for word in group),
+                *vocabulary.weak,
+            )
+            self._jieba: Any = None
+            self._jieba_lock = threading.Lock()
         else:
             import snowballstemmer
 
@@ -586,16 +754,32 @@ class _Analyzer:
             self.stop = _RU_STOP if locale == "ru" else _EN_STOP
         self._stems: dict[str, str] = {}
         self._synonyms: dict[str, str] = {}
-        for group in vocabulary.synonyms:
-            canonical = self._plain_stem(group[0])
-            for word in group:
-                if self.chinese:
-                    self._jieba.add_word(word)
-                self._synonyms[self._plain_stem(word)] = canonical
-        if self.chinese:
-            for word in vocabulary.weak:
-                self._jieba.add_word(word)
-        self.weak = frozenset(self._token(word) for word in vocabulary.weak)
+        if forms is not None:
+            self._synonyms = {str(form): str(canonical) for form, canonical in forms["synonyms"].items()}
+            self.weak = frozenset(map(str, forms["weak"]))
+        else:
+            for group in vocabulary.synonyms:
+                canonical = self._plain_stem(group[0])
+                for word in group:
+                    self._synonyms[self._plain_stem(word)] = canonical
+            self.weak = frozenset(self._token(word) for word in vocabulary.weak)
+        self.longest_synonym = max(map(len, self._synonyms), default=0)
+
+    def forms(self) -> dict[str, Any]:
+        """The vocabulary as this analyzer reads it (synonyms and weak words stemmed), as plain data."""
+        return {"synonyms": self._synonyms, "weak": sorted(self.weak)}
+
+    def _segmenter(self) -> Any:
+        """A private jieba tokenizer with the locale's words (they do not leak into other users of
+        jieba), made when the first Chinese text is cut: a matcher read from the cache needs none."""
+        if self._jieba is None:
+            with self._jieba_lock:
+                if self._jieba is None:
+                    segmenter = faq_cache.jieba_tokenizer()
+                    for word in self._jieba_words:
+                        segmenter.add_word(word)
+                    self._jieba = segmenter
+        return self._jieba
 
     def _token(self, word: str) -> str:
         """The token a single word is read as."""
@@ -630,7 +814,7 @@ class _Analyzer:
 
     def _chinese_tokens(self, normalized: str) -> list[str]:
         tokens: list[str] = []
-        for word in self._jieba.lcut(normalized):
+        for word in self._segmenter().lcut(normalized):
             word = word.strip()
             if not word or word in self.stop or _AMOUNT.fullmatch(word):
                 continue
@@ -654,55 +838,95 @@ class _Analyzer:
 
 
 class _TopicClassifier:
-    """Logistic regression over character n-grams and the analyzer's words, trained at start-up on
-    the knowledge base's titles, phrasings and examples.
+    """Logistic regression over character n-grams and the analyzer's words, fitted on the knowledge
+    base's titles, phrasings and examples.
 
     It ranks topics better than phrasing-by-phrasing similarity for a question worded unlike any
     phrasing ("is there an operator I can chat to instead"), because it weighs every word and letter
     sequence by how well it tells the topics apart. It is also sure of some topic for any message, so
     the matcher's scores still decide whether to answer at all.
 
-    scikit-learn fits the model; a message is scored here from the fitted weights, because calling
-    scikit-learn for one short text costs milliseconds.
+    scikit-learn fits the model (`fit`); a message is scored here from the fitted weights, because
+    calling scikit-learn for one short text costs milliseconds, and a model read from the cache
+    needs no scikit-learn at all.
     """
 
-    def __init__(self, texts: list[str], labels: list[int], tokens: Any) -> None:
+    def __init__(self, model: Mapping[str, Any], numbers: array) -> None:
+        """`model` and `numbers` as `fit` gives them; ValueError when they do not belong together."""
+        self._labels = [int(label) for label in model["labels"]]
+        self._intercepts = [float(value) for value in model["intercepts"]]
+        size = len(self._intercepts)
+        self._parts = []  # per kind of feature: sublinear tf, columns, IDF weights, a row per label
+        offset = 0
+        for kind, sublinear in (("characters", True), ("words", False)):
+            names = model["features"][kind]
+            count = len(names)
+            rows_at = offset + count
+            end = rows_at + count * size
+            if end > len(numbers):
+                raise ValueError(f"fewer numbers than the classifier's {kind} need")
+            rows = [numbers[rows_at + label * count : rows_at + (label + 1) * count] for label in range(size)]
+            self._parts.append((sublinear, dict(zip(names, range(count))), numbers[offset:rows_at], rows))
+            offset = end
+        if offset != len(numbers):
+            raise ValueError("more numbers than the classifier's features need")
+
+    @staticmethod
+    def fit(
+        texts: list[str], labels: list[int], tokens: Callable[[str], list[str]]
+    ) -> tuple[dict[str, Any], array]:
+        """Fit the model: its labels, intercepts and feature names (plain JSON data), and its numbers
+        (a flat array of floats): for the character features, then for the word features, the IDF
+        weight of each feature, then the coefficients of every feature for the first label, for the
+        second, and so on."""
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_union
 
-        chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True)
+        chars = TfidfVectorizer(analyzer=_character_ngrams, sublinear_tf=True)
         words = TfidfVectorizer(analyzer=tokens)
-        model = LogisticRegression(C=CLASSIFIER_REGULARIZATION, max_iter=3000)
-        model.fit(make_union(chars, words).fit_transform(texts), labels)
-        self._labels = [int(label) for label in model.classes_]
-        self._intercepts = [float(value) for value in model.intercept_]
-        self._parts = []
+        regression = LogisticRegression(C=CLASSIFIER_REGULARIZATION, max_iter=3000)
+        regression.fit(make_union(chars, words).fit_transform(texts), labels)
+        model: dict[str, Any] = {
+            "labels": [int(label) for label in regression.classes_],
+            "intercepts": [float(value) for value in regression.intercept_],
+            "features": {},
+        }
+        numbers = array("d")
         offset = 0
-        for vectorizer, sublinear in ((chars, True), (words, False)):
-            features = {
-                feature: (float(vectorizer.idf_[column]), model.coef_[:, offset + column].tolist())
-                for feature, column in vectorizer.vocabulary_.items()
-            }
-            self._parts.append((vectorizer.build_analyzer(), sublinear, features))
-            offset += len(vectorizer.vocabulary_)
+        for kind, vectorizer in (("characters", chars), ("words", words)):
+            names = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
+            model["features"][kind] = names
+            numbers.extend(vectorizer.idf_.tolist())
+            numbers.extend(regression.coef_[:, offset : offset + len(names)].ravel().tolist())
+            offset += len(names)
+        return model, numbers
 
-    def ranked(self, normalized: str) -> list[tuple[int, float]]:
-        """Entry indexes with their probability, most likely first."""
+    def ranked(self, normalized: str, words: list[str]) -> list[tuple[int, float]]:
+        """Entry indexes with their probability, most likely first; `words` are the analyzer's
+        tokens of `normalized` (the caller has them already: cutting Chinese is not cheap)."""
         decision = list(self._intercepts)
-        for analyze, sublinear, features in self._parts:
-            counts: dict[str, int] = {}
-            for feature in analyze(normalized):
-                if feature in features:
-                    counts[feature] = counts.get(feature, 0) + 1
-            values = {
-                feature: ((1 + math.log(count)) if sublinear else count) * features[feature][0]
-                for feature, count in counts.items()
-            }
-            norm = math.sqrt(sum(value * value for value in values.values())) or 1.0
-            for feature, value in values.items():
-                for position, weight in enumerate(features[feature][1]):
-                    decision[position] += weight * value / norm
+        features_of_each_kind = (_character_ngrams(normalized), words)
+        for features, (sublinear, columns, idf, rows) in zip(features_of_each_kind, self._parts):
+            counts: dict[int, int] = {}
+            for feature in features:
+                column = columns.get(feature)
+                if column is not None:
+                    counts[column] = counts.get(column, 0) + 1
+            if not counts:
+                continue
+            values = [
+                ((1 + math.log(count)) if sublinear else count) * idf[column]
+                for column, count in counts.items()
+            ]
+            norm = math.sqrt(sum(value * value for value in values)) or 1.0
+            present = list(counts)
+            gather = itemgetter(*present) if len(present) > 1 else lambda row: (row[present[0]],)
+            # each label's decision adds weight * value / norm feature by feature, in C loops
+            decision = [
+                sum(map(truediv, map(mul, gather(row), values), repeat(norm)), total)
+                for total, row in zip(decision, rows)
+            ]
         top = max(decision)
         exponents = [math.exp(value - top) for value in decision]
         total = sum(exponents)
@@ -718,10 +942,93 @@ class _Phrasing:
     fuzzy: str
 
 
-class Matcher:
-    """Matches free text against one locale's knowledge base; build once, reuse for every message."""
+def _phrasing_texts(base: KnowledgeBase) -> list[tuple[int, str]]:
+    """Every way of asking of the knowledge base (titles and questions) with its entry's index."""
+    texts: list[tuple[int, str]] = []
+    for index, entry in enumerate(base.entries):
+        texts.extend((index, text) for text in (entry.title, *entry.questions))
+    return texts
 
-    def __init__(self, base: KnowledgeBase, *, threshold: float | None = None) -> None:
+
+def _build_model(base: KnowledgeBase, analyzer: _Analyzer) -> tuple[dict[str, Any], array]:
+    """Everything a matcher derives from its knowledge base, as plain data: each phrasing's entry,
+    tokens and fuzzy form, the words of each answer, and the fitted topic classifier."""
+    phrasings = []
+    for index, text in _phrasing_texts(base):
+        normalized = normalize(text, base.locale)
+        tokens = analyzer.tokens(normalized)
+        phrasings.append((index, normalized, tokens))
+    positions = {entry.id: index for index, entry in enumerate(base.entries)}
+    classifier, numbers = _TopicClassifier.fit(
+        [normalized for _index, normalized, _tokens in phrasings]
+        + [normalize(text, base.locale) for _entry_id, text in base.examples],
+        [index for index, _normalized, _tokens in phrasings]
+        + [positions[entry_id] for entry_id, _text in base.examples],
+        analyzer.tokens,
+    )
+    model = {
+        "format": MODEL_FORMAT,
+        "vocabulary": analyzer.forms(),
+        "phrasings": [
+            [index, tokens, analyzer.fuzzy_form(normalized, tokens)]
+            for index, normalized, tokens in phrasings
+        ],
+        "answer_words": [
+            analyzer.tokens(normalize(_PLACEHOLDER.sub(" ", entry.answer), base.locale))
+            for entry in base.entries
+        ],
+        "classifier": classifier,
+    }
+    return model, numbers
+
+
+@lru_cache(maxsize=1)
+def _code_fingerprint() -> str:
+    """What everything cached depends on besides the knowledge base's files: this code (the cache's
+    too) and Python (its Unicode tables normalize text)."""
+    sources = faq_cache.file_digest([Path(__file__), Path(faq_cache.__file__)])
+    return faq_cache.digest(str(MODEL_FORMAT), sys.version, sources)
+
+
+@lru_cache(maxsize=1)
+def _model_fingerprint() -> str:
+    """What a model depends on besides its knowledge base: the code, and the versions of the
+    libraries that analyse (jieba, snowballstemmer) and fit (scikit-learn and what it uses)."""
+    from importlib import metadata
+
+    versions = []
+    for package in ("scikit-learn", "scipy", "numpy", "jieba", "snowballstemmer"):
+        try:
+            versions.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{package} missing")
+    return faq_cache.digest(_code_fingerprint(), *versions)
+
+
+def _model_name(base: KnowledgeBase) -> str:
+    """The cache file of `base`'s model: named by a digest of everything the model is built from,
+    the knowledge base's file and examples file as they were read included."""
+    content = json.dumps(
+        [
+            base.locale,
+            [[entry.id, entry.title, entry.questions, entry.answer] for entry in base.entries],
+            [base.vocabulary.synonyms, base.vocabulary.weak, base.vocabulary.words],
+            base.examples,
+        ],
+        ensure_ascii=False,
+    )
+    return f"faq-model-{base.locale}-{faq_cache.digest(_model_fingerprint(), content)}.bin"
+
+
+class Matcher:
+    """Matches free text against one locale's knowledge base; build once, reuse for every message.
+
+    The analysed phrasings and the fitted classifier come from the cache when the knowledge base
+    has not changed since they were built (`from_cache` says whether they did; `cache=False` builds
+    them here and reads and writes nothing).
+    """
+
+    def __init__(self, base: KnowledgeBase, *, threshold: float | None = None, cache: bool = True) -> None:
         from rapidfuzz import fuzz, process
         from rapidfuzz.distance import OSA
 
@@ -731,57 +1038,86 @@ class Matcher:
         self.base = base
         self.locale = base.locale
         self.threshold = MATCH_THRESHOLD if threshold is None else threshold
-        self._analyzer = _Analyzer(base.locale, base.vocabulary)
-        texts: list[tuple[int, str]] = []
-        for index, entry in enumerate(base.entries):
-            texts.extend((index, text) for text in (entry.title, *entry.questions))
-        analysed = []
+        self.question_read = QUESTION_READ.get(base.locale, QUESTION_READ[DEFAULT_LOCALE])
+        name = _model_name(base) if cache else None
+        self.from_cache = name is not None and self._use_stored(name)
+        if not self.from_cache:
+            self._analyzer = _Analyzer(base.locale, base.vocabulary)
+            model, numbers = _build_model(base, self._analyzer)
+            self._use(model, numbers)
+            if name is not None:
+                faq_cache.write(name, faq_cache.pack_model(model, numbers))
+        self._corrections: dict[str, str | None] = {}
+        self._pieces: dict[str, list[str]] = {}
+        self._typo_words: dict[int, list[str]] = {}
+
+    def _use_stored(self, name: str) -> bool:
+        """Use the model stored as `name`; False when there is none or it is damaged."""
+        data = faq_cache.read(name)
+        unpacked = faq_cache.unpack_model(data) if data is not None else None
+        if unpacked is None or unpacked[0].get("format") != MODEL_FORMAT:
+            return False
+        model, numbers = unpacked
+        try:
+            self._analyzer = _Analyzer(self.locale, self.base.vocabulary, model["vocabulary"])
+            self._use(model, numbers)
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError) as error:
+            log.warning("FAQ cache: %s is damaged (%s); fitting again", name, error)
+            return False
+        return True
+
+    def _use(self, model: Mapping[str, Any], numbers: array) -> None:
+        """Index the phrasings of a model `_build_model` made and make its classifier."""
+        entries = self.base.entries
+        phrasings = [(int(index), list(tokens), str(fuzzy)) for index, tokens, fuzzy in model["phrasings"]]
+        answer_words = model["answer_words"]
+        if len(answer_words) != len(entries) or not all(0 <= index < len(entries) for index, *_ in phrasings):
+            raise ValueError("the model is of another knowledge base")
         document_frequency: dict[str, int] = {}
-        entry_vocabulary: list[set[str]] = [set() for _ in base.entries]
-        for index, text in texts:
-            normalized = normalize(text, self.locale)
-            tokens = self._analyzer.tokens(normalized)
-            analysed.append((index, normalized, tokens))
+        entry_vocabulary: list[set[str]] = [set() for _ in entries]
+        for index, tokens, _fuzzy in phrasings:
             entry_vocabulary[index].update(tokens)
         for vocabulary in entry_vocabulary:
             for token in vocabulary:
                 document_frequency[token] = document_frequency.get(token, 0) + 1
-        count = max(len(base.entries), 1)
-        self._idf = {token: math.log(1 + count / df) for token, df in document_frequency.items()}
-        self._specific_weight = math.log(1 + count)  # the weight of a word only one entry uses
-        self._unknown_idf = UNKNOWN_WORD_WEIGHT * self._specific_weight
+        count = max(len(entries), 1)
+        idf = {token: math.log(1 + count / df) for token, df in document_frequency.items()}
+        specific_weight = math.log(1 + count)  # the weight of a word only one entry uses
         # words of the answer count towards an entry's coverage, not towards its phrasings
-        for index, entry in enumerate(base.entries):
-            words = self._analyzer.tokens(normalize(_PLACEHOLDER.sub(" ", entry.answer), self.locale))
-            entry_vocabulary[index].update(token for token in words if token in self._idf)
-        self._vocabulary = sorted(token for token in self._idf if not token.startswith("#"))
-        self._entry_vocabulary = [frozenset(vocabulary) for vocabulary in entry_vocabulary]
-        self._phrasings: list[_Phrasing] = []
-        self._index: dict[str, list[int]] = {}
-        for index, normalized, tokens in analysed:
+        for index, words in enumerate(answer_words):
+            entry_vocabulary[index].update(token for token in words if token in idf)
+        phrasing_list: list[_Phrasing] = []
+        phrasing_index: dict[str, list[int]] = {}
+        for index, tokens, fuzzy in phrasings:
             token_set = frozenset(tokens)
-            position = len(self._phrasings)
-            self._phrasings.append(
+            position = len(phrasing_list)
+            phrasing_list.append(
                 _Phrasing(
                     entry_index=index,
                     tokens=token_set,
-                    weight=sum(self._idf[token] for token in token_set),
-                    fuzzy=self._analyzer.fuzzy_form(normalized, tokens),
+                    weight=sum(idf[token] for token in token_set),
+                    fuzzy=fuzzy,
                 )
             )
             for token in token_set:
-                self._index.setdefault(token, []).append(position)
-        self._fuzzy_choices = [phrasing.fuzzy for phrasing in self._phrasings]
-        positions = {entry.id: index for index, entry in enumerate(base.entries)}
-        self._classifier = _TopicClassifier(
-            [normalized for _index, normalized, _tokens in analysed]
-            + [normalize(text, self.locale) for _entry_id, text in base.examples],
-            [index for index, _normalized, _tokens in analysed]
-            + [positions[entry_id] for entry_id, _text in base.examples],
-            self._analyzer.tokens,
-        )
-        self._corrections: dict[str, str | None] = {}
-        self._pieces: dict[str, list[str]] = {}
+                phrasing_index.setdefault(token, []).append(position)
+        classifier = _TopicClassifier(model["classifier"], numbers)
+        if not set(classifier._labels) <= set(range(len(entries))):
+            raise ValueError("the classifier is of another knowledge base")
+        self._idf = idf
+        self._specific_weight = specific_weight
+        self._unknown_idf = UNKNOWN_WORD_WEIGHT * specific_weight
+        self._vocabulary = sorted(token for token in idf if not token.startswith("#"))
+        self._token_entries: dict[str, list[int]] = {}
+        for index, vocabulary in enumerate(entry_vocabulary):
+            for token in vocabulary:
+                self._token_entries.setdefault(token, []).append(index)
+        self._phrasings = phrasing_list
+        self._index = phrasing_index
+        self._fuzzy_choices = [phrasing.fuzzy for phrasing in phrasing_list]
+        self._classifier = classifier
+        # no known word (nor a synonym of one) is longer: the longest piece worth looking for
+        self._longest_piece = max(self._analyzer.longest_synonym, max(map(len, idf), default=0))
 
     def _correct(self, token: str) -> str | None:
         """A known token for an unknown one (a typo), or None."""
@@ -789,21 +1125,29 @@ class Matcher:
             return self._corrections[token]
         corrected = None
         if len(token) >= TYPO_MIN_LENGTH and not token.isdigit() and not self._analyzer.chinese:
+            candidates = self._typo_candidates(len(token))
             found = self._process.extract(
-                token, self._vocabulary, scorer=self._edits, score_cutoff=TYPO_EDITS, limit=None
+                token, candidates, scorer=self._edits, score_cutoff=TYPO_EDITS, limit=None
             )
-            # people drop and swap letters more often than they add them: "debit" is not "debt"
-            for known, _distance, _position in found:
-                if len(known) >= len(token):
-                    corrected = known
-                    break
+            if found:
+                corrected = found[0][0]
         if len(self._corrections) < 10_000:
             self._corrections[token] = corrected
         return corrected
 
-    def _query_tokens(self, normalized: str) -> tuple[dict[str, float], list[str]]:
+    def _typo_candidates(self, length: int) -> list[str]:
+        """The known words a typo of `length` letters may stand for, in alphabetical order: those as
+        long or up to TYPO_EDITS longer (people drop and swap letters more often than they add them:
+        "debit" is not "debt"); any other word is more than TYPO_EDITS edits away."""
+        candidates = self._typo_words.get(length)
+        if candidates is None:
+            candidates = [known for known in self._vocabulary if length <= len(known) <= length + TYPO_EDITS]
+            self._typo_words[length] = candidates
+        return candidates
+
+    def _query_tokens(self, raw: list[str]) -> dict[str, float]:
+        """The message's tokens with their weights: typos corrected, unknown Chinese words in pieces."""
         weights: dict[str, float] = {}
-        raw = self._analyzer.tokens(normalized)
         for token in raw:
             if token in self._idf:
                 weights[token] = self._idf[token]
@@ -813,7 +1157,7 @@ class Matcher:
             else:
                 token = self._correct(token) or token
                 weights[token] = self._idf.get(token, self._unknown_idf)
-        return weights, raw
+        return weights
 
     def _known_pieces(self, word: str) -> list[str]:
         """Known words inside an unknown Chinese word: jieba glues "能免" (can waive) or "改到" (change
@@ -825,7 +1169,7 @@ class Matcher:
         if not word.startswith("#") and _CJK.match(word):
             start = 0
             while start < len(word):
-                for end in range(len(word), start, -1):
+                for end in range(min(len(word), start + self._longest_piece), start, -1):
                     piece = word[start:end]
                     piece = self._analyzer.synonym(piece)
                     if piece in self._idf:
@@ -843,8 +1187,15 @@ class Matcher:
         return pieces
 
     def _prepare(self, text: str) -> str:
-        """The normalized message without thanks for an answer."""
-        normalized = normalize(text, self.locale)
+        """The normalized beginning of the message (QUESTION_READ) without thanks for an answer."""
+        text = text[:MESSAGE_READ]
+        ahead = text[: READ_AHEAD * self.question_read]
+        normalized = normalize(ahead, self.locale)
+        # normalized well past the limit, `ahead` keeps what the whole message would; short of it, the
+        # message is mostly symbols and spaces so far: read on
+        if len(ahead) < len(text) and len(normalized) <= self.question_read + _NORMALIZATION_REACH:
+            normalized = normalize(text, self.locale)
+        normalized = _beginning(normalized, self.question_read)
         acknowledgement = _ACKNOWLEDGEMENTS.get(self.locale)
         if acknowledgement is not None:
             normalized = " ".join(acknowledgement.sub(" ", normalized).split())
@@ -852,11 +1203,13 @@ class Matcher:
 
     def scores(self, text: str) -> list[tuple[Entry, float]]:
         """Every entry with its score (0..1), best first."""
-        return [(entry, score) for entry, score, _evidence in self._rank(self._prepare(text))[0]]
+        normalized = self._prepare(text)
+        ranked, _small_talk = self._rank(normalized, self._analyzer.tokens(normalized))
+        return [(entry, score) for entry, score, _evidence in ranked]
 
-    def _rank(self, normalized: str) -> tuple[list[tuple[Entry, float, float]], bool]:
+    def _rank(self, normalized: str, raw_tokens: list[str]) -> tuple[list[tuple[Entry, float, float]], bool]:
         """Every entry with its score and the evidence for it, best first; and whether the message is
-        small talk (no word but weak ones).
+        small talk (no word but weak ones). `raw_tokens` are the analyzer's tokens of `normalized`.
 
         The evidence is what the message shares with the entry, counted in words only one entry uses
         (see STRONG_EVIDENCE); it is -1 when the message shares nothing with the entry but weak words.
@@ -866,7 +1219,7 @@ class Matcher:
         small_talk = any(char.isalpha() for char in normalized)
         if not normalized:
             return [(entry, 0.0, 0.0) for entry in self.base.entries], small_talk
-        weights, raw_tokens = self._query_tokens(normalized)
+        weights = self._query_tokens(raw_tokens)
         query_weight = sum(weights.values()) or 1.0
         best_overlap = [0.0] * len(self.base.entries)
         touched: set[int] = set()
@@ -874,7 +1227,7 @@ class Matcher:
             touched.update(self._index.get(token, ()))
         for position in touched:
             phrasing = self._phrasings[position]
-            shared = sum(weights[token] for token in phrasing.tokens if token in weights)
+            shared = sum(map(weights.get, phrasing.tokens, repeat(0)))  # a word it lacks adds 0
             if not shared:
                 continue
             # weighted geometric mean of how much of the message and of the phrasing is shared
@@ -883,18 +1236,27 @@ class Matcher:
             overlap = of_query**QUERY_SHARE * of_phrasing ** (1 - QUERY_SHARE)
             if overlap > best_overlap[phrasing.entry_index]:
                 best_overlap[phrasing.entry_index] = overlap
-        coverage = [
-            sum(weight for token, weight in weights.items() if token in vocabulary) / query_weight
-            for vocabulary in self._entry_vocabulary
-        ]
-        # Chinese single characters repeat their word's evidence and do not count twice; weak words
-        # are no evidence
+        # per entry: the weight of the message's words it uses (coverage) and the evidence for it;
+        # Chinese single characters repeat their word's evidence and do not count twice, weak words
+        # are no evidence. Each entry adds up its words in the message's order.
         weak = self._analyzer.weak
-        evidence = []
-        for vocabulary in self._entry_vocabulary:
-            shared = [token for token in weights if token in vocabulary and token[0] != "#"]
-            strong = sum(weights[token] for token in shared if token not in weak) / self._specific_weight
-            evidence.append(-1.0 if shared and all(token in weak for token in shared) else strong)
+        count = len(self.base.entries)
+        covered, strong = [0] * count, [0] * count
+        shares, shares_strong = [False] * count, [False] * count
+        for token, weight in weights.items():
+            counted, is_weak = token[0] != "#", token in weak
+            for index in self._token_entries.get(token, ()):
+                covered[index] += weight
+                if counted:
+                    shares[index] = True
+                    if not is_weak:
+                        strong[index] += weight
+                        shares_strong[index] = True
+        coverage = [value / query_weight for value in covered]
+        evidence = [
+            -1.0 if shares[index] and not shares_strong[index] else strong[index] / self._specific_weight
+            for index in range(count)
+        ]
         best_fuzzy = [0.0] * len(self.base.entries)
         query_fuzzy = self._analyzer.fuzzy_form(normalized, raw_tokens)
         if query_fuzzy:
@@ -926,13 +1288,14 @@ class Matcher:
         The scores decide whether the message is answered; the classifier decides with which topic.
         """
         normalized = self._prepare(text)
-        ranked, small_talk = self._rank(normalized)
+        tokens = self._analyzer.tokens(normalized)
+        ranked, small_talk = self._rank(normalized, tokens)
         _top, score, evidence = ranked[0]
         scores = {entry.id: entry_score for entry, entry_score, _ in ranked}
         shared = {entry.id: entry_evidence for entry, _score, entry_evidence in ranked}
         classified = [
             (self.base.entries[index], probability)
-            for index, probability in self._classifier.ranked(normalized)
+            for index, probability in self._classifier.ranked(normalized, tokens)
         ]
         topic, confidence = classified[0]
         candidates = [(entry, scores[entry.id]) for entry, _probability in classified[:CANDIDATE_COUNT]]
