@@ -70,6 +70,44 @@ def test_yes_only_when_normalize_phone_keeps_the_text() -> None:
     assert len(missed) < 0.05 * len(kept), missed[:20]
 
 
+def test_remembered_answers_hold_for_every_digit_changed() -> None:
+    """Numbers that differ in one digit: an answer remembered by too few digits would show."""
+    regions = ("CN", "RU", "US", "GB", "DE", "JP", "IN", "BR", "FR", "KZ", "CA", "IT")
+    examples = [
+        phonenumbers.format_number(number, PhoneNumberFormat.E164)
+        for region in regions
+        for kind in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE, PhoneNumberType.TOLL_FREE)
+        if (number := phonenumbers.example_number_for_type(region, kind)) is not None
+    ]
+    numbers = sorted({number[:i] + digit + number[i + 1:] for number in examples for i in range(2, len(number)) for digit in "0123456789"})
+    random.Random(3).shuffle(numbers)
+    assert [number for number in numbers if is_normalized_e164(number) and reference(number) != number] == []
+
+
+def test_the_digits_remembered_by_decide_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the digits an answer is remembered by, no digit changes the answer the patterns give."""
+    rng = random.Random(5)
+    codes = sorted(COUNTRY_CODE_TO_REGION_CODE)
+    decisive = {}
+    for code in [1, 7, 44, 49, 55, 61, 81, 86, 91, 375, *rng.sample(codes, 30)]:
+        country = e164._Country(code)
+        for length in range(max(8, len(str(code)) + 3), 17):
+            digits, known = country.memo(length)
+            if known is not None:
+                decisive[code, length] = digits
+    assert len(decisive) > 100
+    monkeypatch.setattr(e164, "_MAX_DECISIVE_DIGITS", -1)  # countries built now remember nothing
+    for code in {code for code, _ in decisive}:
+        country = e164._Country(code)
+        for (same_code, length), digits in decisive.items():
+            if same_code != code:
+                continue
+            for _ in range(20):
+                text = f"+{code}" + "".join(rng.choice("0123456789") for _ in range(length - 1 - len(str(code))))
+                other = text[:digits] + "".join(rng.choice("0123456789") for _ in range(length - digits))
+                assert country.valid(text) == country.valid(other), (text, other, digits)
+
+
 def test_example_numbers_are_recognised() -> None:
     accepted = [number for number in EXAMPLES if is_normalized_e164(number)]
     assert len(accepted) > 0.9 * len(EXAMPLES)
@@ -125,7 +163,9 @@ def test_the_digits_that_decide_are_read_from_the_patterns() -> None:
 
 
 def test_remembered_answers_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    number = "+4915987654321"
+    assert is_normalized_e164("+4915123456789") is (reference("+4915123456789") == "+4915123456789")
     monkeypatch.setattr(e164, "_remembered", [e164._MEMO_LIMIT])
-    country = e164._Country(49)
-    assert country.valid("15123456789") is (reference("+4915123456789") == "+4915123456789")
-    assert all(not known for _, known in country._memos.values() if known is not None)
+    assert is_normalized_e164(number) is (reference(number) == number)
+    digits, known = e164._COUNTRY_CODES["491"].memos[len(number)]
+    assert known is not None and "+4915123456789"[:digits] in known and number[:digits] not in known

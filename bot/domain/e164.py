@@ -3,7 +3,7 @@
 `bot.domain.phones.normalize_phone` parses with the ``phonenumbers`` library, which costs tens of
 microseconds a number: an import of the bank's export, whose phones are nearly all written
 ``+<digits>`` already, spent most of its time there. `is_normalized_e164` decides from the same
-metadata, with each region's validity patterns compiled once and tried together.
+metadata, with each region's validity patterns compiled once.
 
 It answers True only when ``normalize_phone(text)`` would return ``text`` itself. False means
 "not decided here": the text may still be a valid number (a national prefix the library strips,
@@ -14,7 +14,8 @@ compare the two on numbers of every country code.
 
 The answer for a national number of a given length depends on its first few digits only (the
 patterns end in ``\\d{n}``); how many is read from the patterns (`_decisive_digits`), and answers
-are remembered by those digits.
+are remembered by those digits: the whole answer by the digits that decide all of it, and each
+pattern's by the (fewer) digits that decide that pattern.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ _remembered = [0]
 
 # The number types `phonenumbers` tries after the general description; any one makes a number valid.
 _TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail", "fixed_line")
-_BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P[=<]|\(\?\(")
 
 
 def is_normalized_e164(text: str) -> bool:
@@ -52,51 +52,60 @@ def is_normalized_e164(text: str) -> bool:
         return False
     if not (text.isascii() and text[1:].isdigit()):
         return False
-    found = _country_codes().get(text[1:4])
-    if found is None:
+    country = (_COUNTRY_CODES or _country_codes()).get(text[1:4])
+    if country is None:
         return False
-    length, country = found
-    return country.valid(text[1 + length:])
+    try:
+        digits, known = country.memos[len(text)]
+    except KeyError:
+        digits, known = country.memos[len(text)] = country.memo(len(text))
+    if known is None:
+        return country.valid(text)
+    key = text[:digits]
+    answer = known.get(key)
+    if answer is None:
+        answer = country.valid(text)
+        if _remembered[0] < _MEMO_LIMIT:
+            known[key] = answer
+            _remembered[0] += 1
+    return answer
 
 
-@lru_cache(maxsize=1)
-def _country_codes() -> dict[str, tuple[int, _Country]]:
+_COUNTRY_CODES: dict[str, _Country] = {}
+
+
+def _country_codes() -> dict[str, _Country]:
     """The first three digits → the country code phonenumbers reads there (the shortest known)."""
     countries = {code: _Country(code) for code in COUNTRY_CODE_TO_REGION_CODE}
-    found = {}
     for start in range(100, 1000):
         digits = str(start)
         for length in range(1, _MAX_COUNTRY_CODE_DIGITS + 1):
             code = int(digits[:length])
             if code in countries:
-                found[digits] = (length, countries[code])
+                _COUNTRY_CODES[digits] = countries[code]
                 break
-    return found
+    return _COUNTRY_CODES
 
 
 class _Country:
-    """The national part of ``+<country_code>`` numbers; built on first use."""
+    """``+<country_code>`` numbers: whether one is valid, and by how many digits that is decided."""
 
     def __init__(self, country_code: int) -> None:
         self._code = country_code
+        self._national_start = 1 + len(str(country_code))
         self._built = False
-        self._memos: dict[int, tuple[int, dict[str, bool] | None]] = {}
+        self.memos: dict[int, tuple[int, dict[str, bool] | None]] = {}
+        """Length of the number written ``+<digits>`` → (its leading characters that decide, answers by them)."""
 
-    def valid(self, national: str) -> bool:
-        try:
-            digits, known = self._memos[len(national)]
-        except KeyError:
-            digits, known = self._memos[len(national)] = self._memo(len(national))
-        if known is None:
-            return self._decide(national)
-        key = national[:digits]
-        answer = known.get(key)
-        if answer is None:
-            answer = self._decide(national)
-            if _remembered[0] < _MEMO_LIMIT:
-                known[key] = answer
-                _remembered[0] += 1
-        return answer
+    def valid(self, text: str) -> bool:
+        """Whether ``+<digits>`` of this country is valid and written as phonenumbers writes it."""
+        if not self._built:
+            self._build()
+        return self._decide(text[self._national_start:])
+
+    def memo(self, text_length: int) -> tuple[int, dict[str, bool] | None]:
+        digits, known = self._memo(text_length - self._national_start)
+        return self._national_start + digits, known
 
     def _decide(self, national: str) -> bool:
         if len(national) < _MIN_NATIONAL_DIGITS or national[0] == "0":
@@ -150,7 +159,7 @@ class _Country:
         return self._viable.fullmatch(stripped) is None
 
     def _memo(self, length: int) -> tuple[int, dict[str, bool] | None]:
-        """How many leading digits decide `_decide` at this length, and the answers by them."""
+        """How many leading national digits decide `_decide` at this length, and the answers by them."""
         if not self._built:
             self._build()
         needed = [1]
@@ -187,29 +196,27 @@ class _Region:
 
 
 class _NumberTypes:
-    """Whether a national number matches the general description and one number type of a region.
-
-    Per length of number, the patterns of the types that allow the length are joined into one.
-    """
+    """Whether a national number matches the general description and one number type of a region."""
 
     def __init__(self, metadata: PhoneMetadata | None) -> None:
         self._metadata = metadata
-        self._by_length: dict[int, tuple[re.Pattern[str], re.Pattern[str] | list[re.Pattern[str]]] | None] = {}
+        self._by_length: dict[int, tuple[_Pattern, list[_Pattern]] | None] = {}
 
     def match(self, national: str) -> bool:
         length = len(national)
         try:
-            compiled = self._by_length[length]
+            patterns = self._by_length[length]
         except KeyError:
-            compiled = self._by_length[length] = self._compiled(length)
-        if compiled is None:
+            patterns = self._by_length[length] = self._compiled(length)
+        if patterns is None:
             return False
-        general, types = compiled
-        if general.fullmatch(national) is None:
+        general, types = patterns
+        if not general.match(national):
             return False
-        if isinstance(types, list):
-            return any(pattern.fullmatch(national) for pattern in types)
-        return types.fullmatch(national) is not None
+        for number_type in types:
+            if number_type.match(national):
+                return True
+        return False
 
     def decisive_digits(self, length: int) -> int | None:
         """How many leading digits decide `match` for numbers of ``length`` digits (None: unknown)."""
@@ -225,22 +232,44 @@ class _NumberTypes:
         if metadata is None:
             return None
         general = _pattern_for(metadata.general_desc, length)
-        descriptions = [getattr(metadata, name) for name in _TYPES]
-        if not metadata.same_mobile_and_fixed_line_pattern:
-            descriptions.append(metadata.mobile)
+        # mobile and fixed line first: most numbers are one or the other
+        descriptions = [] if metadata.same_mobile_and_fixed_line_pattern else [metadata.mobile]
+        descriptions += [getattr(metadata, name) for name in _TYPES]
         types = [pattern for pattern in (_pattern_for(desc, length) for desc in descriptions) if pattern]
         if general is None or not types:
             return None
         return general, types
 
-    def _compiled(self, length: int) -> tuple[re.Pattern[str], re.Pattern[str] | list[re.Pattern[str]]] | None:
+    def _compiled(self, length: int) -> tuple[_Pattern, list[_Pattern]] | None:
         patterns = self._patterns(length)
         if patterns is None:
             return None
         general, types = patterns
-        if any(_BACKREFERENCE.search(pattern) for pattern in types):
-            return re.compile(general), [re.compile(pattern) for pattern in types]
-        return re.compile(general), re.compile("|".join(f"(?:{pattern})" for pattern in types))
+        return _Pattern(general, length), [_Pattern(pattern, length) for pattern in types]
+
+
+class _Pattern:
+    """A full match of one pattern, for numbers of one length, remembered by the digits that decide it."""
+
+    __slots__ = ("_regex", "_digits", "_known")
+
+    def __init__(self, pattern: str, length: int) -> None:
+        self._regex = re.compile(pattern)
+        digits = _decisive_digits(pattern, length)
+        self._digits = digits if digits is not None and digits <= _MAX_DECISIVE_DIGITS else None
+        self._known: dict[str, bool] = {}
+
+    def match(self, national: str) -> bool:
+        if self._digits is None:
+            return self._regex.fullmatch(national) is not None
+        key = national[:self._digits]
+        answer = self._known.get(key)
+        if answer is None:
+            answer = self._regex.fullmatch(national) is not None
+            if _remembered[0] < _MEMO_LIMIT:
+                self._known[key] = answer
+                _remembered[0] += 1
+        return answer
 
 
 def _pattern_for(description: Any, length: int) -> str | None:

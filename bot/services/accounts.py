@@ -19,8 +19,9 @@ import asyncio
 import csv
 import re
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -32,8 +33,10 @@ from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel.numbers import get_currency_precision, list_currencies
+from sqlalchemy import Numeric, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 from bot.db.models import Account
 from bot.domain.dates import check_birth_date
@@ -367,8 +370,8 @@ _COLUMN_ORDER = {column: position for position, column in enumerate(COLUMNS)}
 
 
 _MEMO_LIMIT = 50_000
-"""Distinct texts remembered per column (birth dates, currencies, rates, locales, time zones): every
-birth date of a century fits, and a file of nonsense cannot grow the memory without bound."""
+"""Distinct texts remembered: birth dates, and combinations of currency, rate, locale and time zone.
+Every birth date of a century fits, and a file of nonsense cannot grow the memory without bound."""
 
 
 def _identity(value: Any) -> Any:
@@ -424,8 +427,8 @@ class _RowReader:
 
     Each field is read first in the form a bank's export nearly always has it (``+<digits>`` that is a
     valid number, ``2500.00`` with exactly the currency's decimals, ``45``), and otherwise with the
-    checks `validate_account_row` makes; texts that repeat (dates, currencies, rates, locales, time
-    zones) are checked once. Every form accepted quickly is one those checks accept with the same
+    checks `validate_account_row` makes; texts that repeat (birth dates; currency, rate, locale and
+    time zone together) are checked once. Every form accepted quickly is one those checks accept with the same
     result. At the first unacceptable field `values` raises `_Bad`, and the row is validated again in
     full to report every problem it has.
     """
@@ -436,27 +439,26 @@ class _RowReader:
         self._today = today
         self._binds = binds
         self._dates: dict[str, Any] = {}
-        self._currencies: dict[str, tuple[str, int, re.Pattern[str]]] = {}
-        self._rates: dict[str, Any] = {}
-        self._locales: dict[str, str] = {}
-        self._timezones: dict[str, str] = {}
+        self._terms: dict[tuple[str, str, str, str], tuple[str, int, re.Pattern[str], Any, str, str]] = {}
 
     def values(self, cells: Sequence[str]) -> tuple[Any, ...]:
         (account_id, full_name, phone, birth_date, card_last4, currency, statement_balance, overdue_amount,
          minimum_due, days_past_due, late_fee, rate, locale, zone) = self._cells(cells)
-        account_id = _account_id(account_id)
-        full_name = _full_name(full_name)
+        account_id = account_id.strip()
+        if not account_id or len(account_id) > _ACCOUNT_ID_MAX:
+            raise _Bad
+        full_name = " ".join(full_name.split())
+        if not full_name or len(full_name) > _FULL_NAME_MAX:
+            raise _Bad
         if not is_normalized_e164(phone):
             phone = _phone(phone)
         born = self._dates.get(birth_date)
         if born is None:
             born = self._remember(self._dates, birth_date, self._binds.date(_birth_date(birth_date, self._today)))
-        known = self._currencies.get(currency)
-        if known is None:
-            code = _currency(currency)
-            places = _places(code)
-            known = self._remember(self._currencies, currency, (code, places, _canonical_figures(places)))
-        code, places, canonical = known
+        terms = self._terms.get((currency, rate, locale, zone))
+        if terms is None:
+            terms = self._remember(self._terms, (currency, rate, locale, zone), self._checked_terms(currency, rate, locale, zone))
+        code, places, canonical, daily_rate, locale, zone = terms
         figures = (statement_balance, overdue_amount, minimum_due, late_fee, days_past_due, card_last4)
         if canonical.fullmatch("\x1f".join(figures)):
             days = int(days_past_due)
@@ -475,19 +477,16 @@ class _RowReader:
             late_fee = money(_amount(late_fee, places))
             days = _days_past_due(days_past_due)
             card_last4 = _card_last4(card_last4)
-        daily_rate = self._rates.get(rate)
-        if daily_rate is None:
-            daily_rate = self._remember(self._rates, rate, self._binds.money(_rate(rate)))
-        canonical_locale = self._locales.get(locale)
-        if canonical_locale is None:
-            canonical_locale = self._remember(self._locales, locale, _locale(locale))
-        canonical_zone = self._timezones.get(zone)
-        if canonical_zone is None:
-            canonical_zone = self._remember(self._timezones, zone, _timezone(zone))
         return (
             account_id, full_name, phone, born, card_last4, code, statement_balance, overdue_amount,
-            minimum_due, days, late_fee, daily_rate, canonical_locale, canonical_zone,
+            minimum_due, days, late_fee, daily_rate, locale, zone,
         )
+
+    def _checked_terms(self, currency: str, rate: str, locale: str, zone: str) -> tuple[str, int, re.Pattern[str], Any, str, str]:
+        """The columns that take few values, checked together once per combination met."""
+        code = _currency(currency)
+        places = _places(code)
+        return code, places, _canonical_figures(places), self._binds.money(_rate(rate)), _locale(locale), _timezone(zone)
 
     def problems(self, cells: Sequence[str]) -> tuple[tuple[Any, ...] | None, list[tuple[str, str]]]:
         """The row validated by `validate_account_row`: its values, or None and every problem."""
@@ -497,9 +496,9 @@ class _RowReader:
         return (None if record is None else self._binds.record(record)), problems
 
     @staticmethod
-    def _remember(memo: dict[str, Any], text: str, value: Any) -> Any:
+    def _remember(memo: dict[Any, Any], key: Any, value: Any) -> Any:
         if len(memo) < _MEMO_LIMIT:
-            memo[text] = value
+            memo[key] = value
         return value
 
 
@@ -629,10 +628,13 @@ class _SQLiteStore(_Store):
 class _PostgresStore(_Store):
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
-        self.binds = _Binds.for_dialect(connection.dialect)
-        select, insert, upsert = self._sql(connection.dialect)
+        dialect = connection.dialect
+        self.binds = _Binds.for_dialect(dialect)
+        select, insert, upsert = self._sql(dialect)
         self._select = f"{select} = ANY($1::varchar[])"
-        self._upsert_sql = insert + "(" + ", ".join(f"${n}" for n in range(1, len(_WRITTEN) + 1)) + ")" + upsert
+        # a batch is one statement: a column of values per parameter, unnest() makes the rows
+        arrays = ", ".join(f"${n}::{_array_of(name, dialect)}[]" for n, name in enumerate(_WRITTEN, start=1))
+        self._upsert_sql = insert.removesuffix(" VALUES ") + f" SELECT * FROM unnest({arrays})" + upsert
 
     def same(self, position: int, stored: Any, new: Any) -> bool:
         """asyncpg reads NUMERIC as Decimal and DATE as date: equal values compare equal."""
@@ -644,7 +646,20 @@ class _PostgresStore(_Store):
 
     async def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
         if rows:
-            await self._connection.exec_driver_sql(self._upsert_sql, list(rows))
+            await self._connection.exec_driver_sql(self._upsert_sql, tuple(list(column) for column in zip(*rows)))
+
+
+def _array_of(column: str, dialect: Dialect) -> str:
+    """The column's type for an array parameter; text and numeric unbounded, so that the column's
+    own limits apply on insert (a cast to VARCHAR(64) would cut a longer text without a word)."""
+    column_type = Account.__table__.c[column].type.dialect_impl(dialect)
+    if isinstance(column_type, TypeDecorator):
+        column_type = column_type.load_dialect_impl(dialect)
+    if isinstance(column_type, String):
+        return "text"
+    if isinstance(column_type, Numeric):
+        return "numeric"
+    return column_type.compile(dialect=dialect)
 
 
 def _changes(
@@ -707,7 +722,8 @@ async def import_accounts(
             async with session_factory() as session, session.begin():
                 store = await _Store.open(session)
                 async with store.tuned_for_import():
-                    await _import_rows(reader, len(header), positions, store, now, report)
+                    with _prompt_thread_switches():
+                        await _import_rows(reader, len(header), positions, store, now, report)
         except OSError as error:
             raise ImportFileError(f"cannot read {source}: {error.strerror or error}") from None
         except csv.Error as error:
@@ -737,6 +753,7 @@ async def _import_rows(
     rows = _RowReader(positions, now.astimezone(timezone.utc).date(), store.binds)
     writer = _BatchWriter(store, store.binds.timestamp(now), report)
     first = positions["account_id"]
+    values = rows.values
     batch: list[tuple[Any, ...]] = []
     seen: dict[str, int] = {}
     last_line = reader.line_num
@@ -745,12 +762,21 @@ async def _import_rows(
             line, last_line = last_line + 1, reader.line_num
             if not line % _YIELD_EVERY:
                 await asyncio.sleep(0)  # the batch being written goes on to its next step
-            if not (cells and (cells[0].strip() or any(cell.strip() for cell in cells))):
-                continue
-            row = _check_row(cells, line, width, rows, first, seen, report)
-            if row is None:
-                continue
-            batch.append(row)
+            try:
+                if len(cells) != width:
+                    raise _Bad
+                row: tuple[Any, ...] | None = values(cells)
+                if row[0] in seen:  # type: ignore[index]
+                    raise _Bad
+            except _Bad:  # a blank line, a duplicate or a bad row: the careful way
+                if not any(cell.strip() for cell in cells):
+                    continue
+                row = _check_row(cells, line, width, rows, first, seen, report)
+                if row is None:
+                    continue
+            else:
+                seen[row[0]] = line  # type: ignore[index]
+            batch.append(row)  # type: ignore[arg-type]
             if len(batch) >= BATCH_SIZE:
                 await writer.start(batch)
                 batch = []
@@ -759,6 +785,27 @@ async def _import_rows(
     except BaseException:
         await writer.abandon()
         raise
+
+
+_SWITCH_INTERVAL = 0.0002
+
+
+@contextmanager
+def _prompt_thread_switches() -> Iterator[None]:
+    """Let the database driver's thread have the GIL soon after it asks, while rows are validated.
+
+    aiosqlite runs SQLite in a thread, which needs the GIL only for moments (to bind a statement's
+    values, to hand back its result) between long stretches without it. By default Python lets it
+    wait up to 5 ms each time for a thread that computes without pause, which is what validating a
+    file is, and the two would take turns instead of working at once. The interval is the
+    process's; it is put back afterwards.
+    """
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, _SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
 
 
 class _BatchWriter:
