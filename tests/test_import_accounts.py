@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import random
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta, timezone
@@ -548,6 +549,16 @@ async def test_unreadable_csv_after_batches_were_written_writes_nothing(any_db: 
     with pytest.raises(ImportFileError, match="unreadable CSV"):
         await import_accounts(any_db, source, now=NOW)
     assert await count(any_db) == 0
+
+
+async def test_the_import_leaves_its_connection_and_process_settings_as_they_were(db: Factory, tmp_path: Path) -> None:
+    async with db() as session:
+        before = [await session.scalar(text(f"PRAGMA {name}")) for name in ("cache_size", "temp_store")]
+    interval = sys.getswitchinterval()
+    await import_accounts(db, write_csv(tmp_path / "a.csv", [row()]), now=NOW)
+    async with db() as session:
+        assert [await session.scalar(text(f"PRAGMA {name}")) for name in ("cache_size", "temp_store")] == before
+    assert sys.getswitchinterval() == interval
 
 
 async def test_remembered_texts_are_bounded(db: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
