@@ -12,6 +12,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.util import await_only
 
 from bot.db.models import Base
+from bot.db.sqlite_driver import one_trip_dbapi
 
 
 BACKGROUND_CONNECTIONS = 2
@@ -33,7 +34,7 @@ def create_engine(database_url: str, max_concurrent_updates: int = 8) -> AsyncEn
             pool = {}  # one connection holds the whole database
         else:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **pool)
+        engine = create_async_engine(url, module=one_trip_dbapi(), connect_args={"timeout": 30}, **pool)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
