@@ -31,7 +31,6 @@ EMPTY_DATA = "{}"
 class _FsmEntry:
     """One FSM key as loaded in this unit, and as it stands now."""
 
-    exists: bool
     loaded_state: str | None
     loaded_data: str
     state: str | None
@@ -47,7 +46,6 @@ class UnitOfWork:
         self.session = session
         self._fsm: dict[str, _FsmEntry] = {}
         self._rows: dict[type[Base], list[dict[str, Any]]] = {}
-        self.commits = 0
         session.info[_UNIT] = self
 
     # -- append-only rows (the audit trail), written in one INSERT per table --------------------------
@@ -68,9 +66,9 @@ class UnitOfWork:
         if entry is None:
             row = (await self.session.execute(select(FsmRecord.state, FsmRecord.data).where(FsmRecord.key == key))).first()
             if row is None:
-                entry = _FsmEntry(False, None, EMPTY_DATA, None, EMPTY_DATA)
+                entry = _FsmEntry(None, EMPTY_DATA, None, EMPTY_DATA)
             else:
-                entry = _FsmEntry(True, row.state, row.data, row.state, row.data)
+                entry = _FsmEntry(row.state, row.data, row.state, row.data)
             self._fsm[key] = entry
         return entry
 
@@ -96,7 +94,7 @@ class UnitOfWork:
             await self.session.execute(
                 insert(FsmRecord).values(key=key, **values).on_conflict_do_update(index_elements=["key"], set_=values)
             )
-            entry.exists, entry.loaded_state, entry.loaded_data = True, entry.state, entry.data
+            entry.loaded_state, entry.loaded_data = entry.state, entry.data
 
     # -- the transaction ----------------------------------------------------------------------------
 
@@ -123,7 +121,6 @@ class UnitOfWork:
         await self._write_fsm()
         await self.write_rows()
         await self.session.commit()
-        self.commits += 1
 
     async def rollback(self) -> None:
         self._fsm.clear()
