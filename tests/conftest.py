@@ -73,7 +73,24 @@ class BotHarness:
 
     async def start(self) -> None:
         self.app = await create_app(self.settings, clock=self.clock)
+        asked = self._update_requests()
         self._polling = asyncio.create_task(self.app.start_polling(handle_signals=False, polling_timeout=1))
+        await self._until_polling(asked)
+
+    def _update_requests(self) -> int:
+        return sum(call.method == "getUpdates" for call in self.fake.calls)
+
+    async def _until_polling(self, asked: int, timeout: float = 10.0) -> None:
+        """Return once the bot asks for updates: its start-up (the command menus) is done."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.fake.polling and self._update_requests() == asked:
+            assert self._polling is not None
+            if self._polling.done():
+                self._polling.result()
+            if loop.time() > deadline:
+                raise TimeoutError("the bot did not start polling")
+            await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
         if self.app is None:
