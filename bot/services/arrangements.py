@@ -279,9 +279,9 @@ class ArrangementService:
             active.status = "replaced"
             active.ended_at = now
             await self.session.flush()
-        insert = insert_for(self.session)
+        insert_once = insert_for(self.session)
         arrangement_id = await self.session.scalar(
-            insert(Arrangement)
+            insert_once(Arrangement)
             .values(
                 account_pk=account.id, offer_id=offer_id, kind=proposal.kind.value, status="active",
                 currency=proposal.currency, total=proposal.amount, accepted_at=now, chat_id=chat_id,
