@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.context import UpdateContext
+from bot.db.fsm_storage import SQLAlchemyStorage
 from bot.db.unit_of_work import UnitOfWork, unit_of_work
 from bot.domain.policy import Policy
 from bot.services.arrangements import ArrangementService
@@ -57,7 +58,10 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         fsm_context = self.fsm.resolve_event_context(bot, data)
         chat_lock = self.isolation.lock(fsm_context.key) if fsm_context else contextlib.nullcontext()
         async with chat_lock, unit_of_work(self.session_factory) as unit:
-            ctx = await self.context(unit, data.get("event_chat"), data.get("event_from_user"))
+            fsm_key = None
+            if fsm_context is not None and isinstance(fsm_context.storage, SQLAlchemyStorage):
+                fsm_key = fsm_context.storage.key_string(fsm_context.key)
+            ctx = await self.context(unit, data.get("event_chat"), data.get("event_from_user"), fsm_key)
             data["ctx"] = ctx
             token = current_account.set(ctx.account.id if ctx.account is not None else None)
             try:
@@ -66,13 +70,15 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             finally:
                 current_account.reset(token)
 
-    async def context(self, unit: UnitOfWork, chat: Chat | None, user: User | None) -> UpdateContext:
+    async def context(
+        self, unit: UnitOfWork, chat: Chat | None, user: User | None, fsm_key: str | None = None
+    ) -> UpdateContext:
         session = unit.session
         verification = VerificationService(session, self.rules, self.clock)
         cases = CaseService(session, self.clock)
         chat_session = None
         if chat is not None and chat.type == "private" and user is not None:
-            chat_session = await verification.open_chat(chat.id, user.id)
+            chat_session = await verification.open_chat(chat.id, user.id, fsm_key)
         return UpdateContext(
             unit=unit,
             verification=verification,

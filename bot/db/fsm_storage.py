@@ -38,6 +38,10 @@ class SQLAlchemyStorage(BaseStorage):
         async with unit_of_work(self._session_factory) as own:
             yield own
 
+    def key_string(self, key: StorageKey) -> str:
+        """The record's key for this storage key, as stored in `fsm_records`."""
+        return self._key_builder.build(key)
+
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
         async with self._unit() as unit:

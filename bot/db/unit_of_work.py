@@ -72,6 +72,12 @@ class UnitOfWork:
             self._fsm[key] = entry
         return entry
 
+    def loaded_fsm(self, key: str, state: str | None, data: str | None) -> None:
+        """The FSM record of `key` as another query of this unit read it (None: there is none)."""
+        if key not in self._fsm:
+            data = EMPTY_DATA if data is None else data
+            self._fsm[key] = _FsmEntry(state, data, state, data)
+
     async def fsm_state(self, key: str) -> str | None:
         return (await self._fsm_entry(key)).state
 
@@ -131,10 +137,16 @@ class UnitOfWork:
 _UNIT = "unit_of_work"
 
 
+def unit_of(session: AsyncSession) -> UnitOfWork | None:
+    """The unit of work this session belongs to, if any."""
+    unit = session.info.get(_UNIT)
+    return unit if isinstance(unit, UnitOfWork) else None
+
+
 async def write_pending_rows(session: AsyncSession) -> None:
     """Write the rows a unit holds for later, when a query of this update must see them."""
-    unit = session.info.get(_UNIT)
-    if isinstance(unit, UnitOfWork):
+    unit = unit_of(session)
+    if unit is not None:
         await unit.write_rows()
 
 

@@ -79,6 +79,16 @@ class Proposal:
 
 
 @dataclass(frozen=True)
+class _Draft:
+    """An offer computed and not yet stored."""
+
+    kind: OfferKind
+    terms: dict[str, Any]
+    proposal: Proposal
+    made_by: str
+
+
+@dataclass(frozen=True)
 class Comparison:
     """Paying only the minimum, for side-by-side comparison with the plans and paying in full."""
 
@@ -174,17 +184,18 @@ class ArrangementService:
         return account.statement_balance, Decimal(0), self.today() + timedelta(days=self.policy.promise_max_days)
 
     async def menu(self, account: Account, chat_id: int | None) -> PlanMenu:
+        """Every way out the policy offers this account, stored as offers in one INSERT."""
         amount, waived, due = self.full_amount(account)
-        full = await self._store(account, chat_id, OfferKind.FULL, {"amount": str(amount), "waived_fee": str(waived), "due_date": due.isoformat()})
-        current = None
+        drafts = [self._draft(OfferKind.FULL, account.currency, {"amount": str(amount), "waived_fee": str(waived), "due_date": due.isoformat()})]
         if 0 < account.overdue_amount < amount:
-            current = await self._store(
-                account, chat_id, OfferKind.CURRENT, {"amount": str(account.overdue_amount), "due_date": due.isoformat()}
-            )
-        plans = []
+            drafts.append(self._draft(OfferKind.CURRENT, account.currency, {"amount": str(account.overdue_amount), "due_date": due.isoformat()}))
+        has_current = len(drafts) == 2
         for plan in available_plans(account.statement_balance, account.currency, self.policy, start=self.today()):
             if plan.payment >= self.policy.minimum_installment.for_plan(account.currency, plan.principal):
-                plans.append(await self._store_plan(account, chat_id, plan))
+                drafts.append(self._plan_draft(account.currency, plan))
+        stored = await self._store_drafts(account, chat_id, drafts)
+        full, current = stored[0], stored[1] if has_current else None
+        plans = stored[2:] if has_current else stored[1:]
         return PlanMenu(full=full, current=current, plans=tuple(plans), minimum_only=minimum_only(account, self.policy))
 
     async def for_budget(self, account: Account, per_month: Decimal, chat_id: int | None) -> BudgetAnswer:
@@ -321,8 +332,8 @@ class ArrangementService:
     async def _store_plan(
         self, account: Account, chat_id: int | None, plan: InstallmentPlan, made_by: str = "bot"
     ) -> Proposal:
-        terms = {"method": plan.method, "months": plan.months, "rate": str(plan.rate), "principal": str(plan.principal), "start": plan.start.isoformat()}
-        return await self._store(account, chat_id, OfferKind.PLAN, terms, plan, made_by)
+        (stored,) = await self._store_drafts(account, chat_id, [self._plan_draft(account.currency, plan, made_by)])
+        return stored
 
     async def _store(
         self,
@@ -330,27 +341,48 @@ class ArrangementService:
         chat_id: int | None,
         kind: OfferKind,
         terms: dict[str, Any],
-        plan: InstallmentPlan | None = None,
         made_by: str = "bot",
     ) -> Proposal:
+        (stored,) = await self._store_drafts(account, chat_id, [self._draft(kind, account.currency, terms, None, made_by)])
+        return stored
+
+    def _plan_draft(self, currency: str, plan: InstallmentPlan, made_by: str = "bot") -> _Draft:
+        terms = {"method": plan.method, "months": plan.months, "rate": str(plan.rate), "principal": str(plan.principal), "start": plan.start.isoformat()}
+        return self._draft(OfferKind.PLAN, currency, terms, plan, made_by)
+
+    def _draft(
+        self, kind: OfferKind, currency: str, terms: dict[str, Any], plan: InstallmentPlan | None = None, made_by: str = "bot"
+    ) -> _Draft:
+        return _Draft(kind, terms, self._proposal(kind, currency, terms, plan), made_by)
+
+    async def _store_drafts(self, account: Account, chat_id: int | None, drafts: list[_Draft]) -> list[Proposal]:
+        """Stores the offers in one statement and gives each proposal its offer's id."""
         now = self.clock.now()
-        offer = Offer(
-            account_pk=account.id,
-            kind=kind.value,
-            terms=json.dumps(terms),
-            figures="{}",
-            policy_version=self.policy.version,
-            balance_version=account.balance_version,
-            made_by=made_by,
-            chat_id=chat_id,
-            created_at=now,
-            expires_at=now + timedelta(minutes=self.policy.offer_expiry_minutes),
-        )
-        proposal = self._proposal(kind, account.currency, terms, plan)
-        offer.figures = json.dumps(self._figures(proposal))
-        self.session.add(offer)
-        await self.session.flush()
-        return Proposal(**{**proposal.__dict__, "offer_id": offer.id})
+        expires_at = now + timedelta(minutes=self.policy.offer_expiry_minutes)
+        rows = [
+            {
+                "account_pk": account.id,
+                "kind": draft.kind.value,
+                "terms": json.dumps(draft.terms),
+                "figures": json.dumps(self._figures(draft.proposal)),
+                "policy_version": self.policy.version,
+                "balance_version": account.balance_version,
+                "made_by": draft.made_by,
+                "chat_id": chat_id,
+                "created_at": now,
+                "expires_at": expires_at,
+            }
+            for draft in drafts
+        ]
+        # RETURNING gives no order on SQLite; drafts alike in kind and terms are alike in all.
+        stored = await self.session.execute(insert(Offer).returning(Offer.id, Offer.kind, Offer.terms), rows)
+        ids: dict[tuple[str, str], list[int]] = {}
+        for offer_id, kind, terms in stored:
+            ids.setdefault((kind, terms), []).append(offer_id)
+        return [
+            Proposal(**{**draft.proposal.__dict__, "offer_id": ids[row["kind"], row["terms"]].pop()})
+            for draft, row in zip(drafts, rows, strict=True)
+        ]
 
     def _recompute(self, offer: Offer, account: Account) -> Proposal:
         terms = json.loads(offer.terms)

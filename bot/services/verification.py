@@ -14,7 +14,8 @@ from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
-from bot.db.models import Account, Case, ChatProfile, VerificationLock
+from bot.db.models import Account, Case, ChatProfile, FsmRecord, VerificationLock
+from bot.db.unit_of_work import unit_of
 from bot.db.upsert import insert_for
 from bot.services.cases import OPEN
 
@@ -62,20 +63,28 @@ class VerificationService:
         self.rules = rules
         self.clock = clock
 
-    async def open_chat(self, chat_id: int, user_id: int) -> ChatSession:
-        """Load the chat, its account and its open case (one query), close a verified session that
-        sat idle too long, and mark activity."""
+    async def open_chat(self, chat_id: int, user_id: int, fsm_key: str | None = None) -> ChatSession:
+        """Load the chat, its account, its open case and (given its key) its FSM record in one
+        query, close a verified session that sat idle too long, and mark activity."""
         now = self.clock.now()
-        row = (
-            await self.session.execute(
-                select(ChatProfile, Account, Case)
-                .outerjoin(Account, Account.id == ChatProfile.account_pk)
-                .outerjoin(Case, and_(Case.chat_id == ChatProfile.chat_id, Case.status.in_(OPEN)))
-                .where(ChatProfile.chat_id == chat_id)
-                .limit(1)
+        query = (
+            select(ChatProfile, Account, Case)
+            .outerjoin(Account, Account.id == ChatProfile.account_pk)
+            .outerjoin(Case, and_(Case.chat_id == ChatProfile.chat_id, Case.status.in_(OPEN)))
+            .where(ChatProfile.chat_id == chat_id)
+            .limit(1)
+        )
+        unit = unit_of(self.session)
+        if fsm_key is not None and unit is not None:
+            query = query.add_columns(FsmRecord.key, FsmRecord.state, FsmRecord.data).outerjoin(
+                FsmRecord, FsmRecord.key == fsm_key
             )
-        ).first()
-        profile, account, open_case = row if row is not None else (None, None, None)
+        else:
+            fsm_key = None
+        row = (await self.session.execute(query)).first()
+        if row is not None and fsm_key is not None and unit is not None:
+            unit.loaded_fsm(fsm_key, row.state, row.data if row.key is not None else None)
+        profile, account, open_case = row[:3] if row is not None else (None, None, None)
         if profile is None:
             profile = ChatProfile(chat_id=chat_id, user_id=user_id, last_seen_at=now)
             self.session.add(profile)
