@@ -6,7 +6,10 @@ N cardholders start at the same moment; each does /start, shares their contact, 
 date, asks for /balance and /plans, opens a plan and accepts it, against the project's fake Bot
 API with the real dispatcher on a real database (a fresh SQLite file by default; a PostgreSQL URL
 gets a fresh database of its own, dropped afterwards). Then the same updates, in the same order,
-go through a bare aiogram bot that answers each one, on the same fake, in the same process.
+go through a bare aiogram bot that answers each one, on the same fake, in the same process; and
+then through the floor: that echo bot plus the least a bot that records its conversations does
+for each update (one session, a SELECT of the chat, an INSERT of the audit row, a commit, through
+SQLAlchemy on the same kind of database). The floor shows what no such bot can go below.
 
 With `--long-messages N`, one more chat sends N messages of 4,096 characters (letters, words,
 emoji, Chinese, digits) back to back meanwhile: compare the crowd's latencies with a run without.
@@ -25,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import uuid
+from datetime import datetime, timezone
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,10 +39,11 @@ from aiogram import Bot, Dispatcher, Router  # noqa: E402
 from aiogram.client.session.aiohttp import AiohttpSession  # noqa: E402
 from aiogram.client.telegram import TelegramAPIServer  # noqa: E402
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert, select  # noqa: E402
 
 from bot.app import create_app  # noqa: E402
-from bot.db.models import Account  # noqa: E402
+from bot.db.engine import create_engine, create_schema, create_session_factory  # noqa: E402
+from bot.db.models import Account, AuditEvent, ChatProfile  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from bot.telegram_fake import FakeTelegram  # noqa: E402
 from bot.telegram_fake.crowd import (  # noqa: E402
@@ -152,6 +157,37 @@ async def echo_run(fake: FakeTelegram, count: int) -> CrowdReport:
         await bot.session.close()
 
 
+async def floor_run(fake: FakeTelegram, count: int, database_url: str) -> CrowdReport:
+    """The echo bot, with one session per update that reads the chat and records the update."""
+    engine = create_engine(database_url)
+    await create_schema(engine)
+    session_factory = create_session_factory(engine)
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(fake.base_url or "")))
+    dispatcher = echo_dispatcher()
+
+    @dispatcher.update.outer_middleware()
+    async def recorded(handler, update, data):  # type: ignore[no-untyped-def]
+        chat = data.get("event_chat")
+        chat_id = chat.id if chat else None
+        async with session_factory() as session:
+            await session.execute(select(ChatProfile).where(ChatProfile.chat_id == chat_id))
+            await session.execute(
+                insert(AuditEvent).values(at=datetime.now(timezone.utc), direction="in", kind="update", chat_id=chat_id)
+            )
+            await session.commit()  # recorded before the bot answers, as the project does
+            return await handler(update, data)
+
+    waiter = UpdateWaiter(dispatcher)
+    polling = asyncio.create_task(dispatcher.start_polling(bot, handle_signals=False))
+    try:
+        return await run_crowd(fake, waiter, cardholders(count, first_user_id=3_000_000), echo_journey)
+    finally:
+        await dispatcher.stop_polling()
+        await polling
+        await bot.session.close()
+        await engine.dispose()
+
+
 def milliseconds(values: list[float], quantile: float) -> str:
     if not values:
         return "-"
@@ -160,7 +196,22 @@ def milliseconds(values: list[float], quantile: float) -> str:
     return f"{statistics.quantiles(values, n=100, method='inclusive')[int(quantile * 100) - 1] * 1000:.0f}"
 
 
-def print_report(project: CrowdReport, echo: CrowdReport | None, count: int, errors: int, apologies: int, peak_mb: float) -> None:
+def cost_ratio(report: CrowdReport, echo: CrowdReport) -> tuple[float, float]:
+    """The cost of an update relative to the echo bot's: (wall time, CPU time)."""
+    wall = (report.seconds / report.updates) / (echo.seconds / echo.updates)
+    cpu = (report.cpu_seconds / report.updates) / (echo.cpu_seconds / echo.updates)
+    return wall, cpu
+
+
+def print_report(
+    project: CrowdReport,
+    echo: CrowdReport | None,
+    floor: CrowdReport | None,
+    count: int,
+    errors: int,
+    apologies: int,
+    peak_mb: float,
+) -> None:
     print(f"cardholders: {count}, journeys completed: {project.completed}")
     print(f"errors logged: {errors}, apologies sent: {apologies}, unanswered steps: {project.unanswered_total}")
     print(f"peak memory (RSS) after the project's run: {peak_mb:.0f} MB")
@@ -185,9 +236,14 @@ def print_report(project: CrowdReport, echo: CrowdReport | None, count: int, err
     if echo:
         print(f"echo:    {echo.updates} updates in {echo.seconds:.2f} s = {echo.updates_per_second:.0f} updates/s, "
               f"{echo.cpu_seconds / echo.updates * 1000:.2f} ms CPU per update (unanswered {echo.unanswered_total})")
-        wall = (project.seconds / project.updates) / (echo.seconds / echo.updates)
-        cpu = (project.cpu_seconds / project.updates) / (echo.cpu_seconds / echo.updates)
+        if floor:
+            print(f"floor:   {floor.updates} updates in {floor.seconds:.2f} s = {floor.updates_per_second:.0f} updates/s, "
+                  f"{floor.cpu_seconds / floor.updates * 1000:.2f} ms CPU per update (unanswered {floor.unanswered_total})")
+        wall, cpu = cost_ratio(project, echo)
         print(f"cost per update, project / echo: {wall:.2f} (wall time), {cpu:.2f} (CPU time)")
+        if floor:
+            wall, cpu = cost_ratio(floor, echo)
+            print(f"cost per update, floor / echo:   {wall:.2f} (wall time), {cpu:.2f} (CPU time)")
 
 
 async def main() -> int:
@@ -195,7 +251,7 @@ async def main() -> int:
     parser.add_argument("--cardholders", type=int, default=1000)
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--concurrency", type=int, help="MAX_CONCURRENT_UPDATES (default: the setting's default)")
-    parser.add_argument("--no-echo", action="store_true", help="skip the echo bot's run")
+    parser.add_argument("--no-echo", action="store_true", help="skip the echo bot's run and the floor's")
     parser.add_argument(
         "--long-messages", type=int, default=0, help="one more chat sends this many 4,096-character messages meanwhile"
     )
@@ -212,10 +268,14 @@ async def main() -> int:
                 fake, arguments.cardholders, url, arguments.concurrency, arguments.long_messages
             )
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        echo = None if arguments.no_echo else await echo_run(fake, arguments.cardholders)
+        echo = floor = None
+        if not arguments.no_echo:
+            echo = await echo_run(fake, arguments.cardholders)
+            async with fresh_database(arguments.database_url) as url:
+                floor = await floor_run(fake, arguments.cardholders, url)
     finally:
         await fake.stop()
-    print_report(project, echo, arguments.cardholders, errors.count, apologies, peak_mb)
+    print_report(project, echo, floor, arguments.cardholders, errors.count, apologies, peak_mb)
     if errors.first:
         print(f"first error: {errors.first}")
     failed = errors.count or apologies or project.unanswered_total or project.completed != arguments.cardholders
