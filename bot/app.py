@@ -25,6 +25,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.telegram_retry import RetryTransient
 from bot.db import create_engine, create_schema, create_session_factory
 from bot.db.fsm_storage import SQLAlchemyStorage
 from bot.desk import Desk
@@ -86,7 +87,7 @@ class KeepResponseTypes(BaseRequestMiddleware):
 
 
 def create_bot(settings: Settings, token: str | None = None) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url), timeout=settings.telegram_timeout)
     session.middleware(KeepResponseTypes())
     return Bot(
         token=token or settings.token or "",
@@ -192,6 +193,7 @@ async def create_app(settings: Settings, *, clock: Clock | None = None, token: s
     i18n = create_i18n(settings.default_locale)
     bot = create_bot(settings, token)
     bot.session.middleware(OutboundMiddleware(session_factory, clock))
+    bot.session.middleware(RetryTransient(settings.telegram_attempts))  # innermost: one record per call
     updates = UpdatesInFlight(settings.max_concurrent_updates)
     desk = None
     if settings.agent_chat_id is not None:

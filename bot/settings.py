@@ -24,6 +24,8 @@ class Settings(BaseSettings):
 
     bot_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    telegram_timeout: float = Field(default=30.0, gt=0, le=600)
+    telegram_attempts: int = Field(default=5, ge=1, le=20)
     database_url: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'data' / 'bot.sqlite3'}"
     default_locale: str = "en"
     agent_chat_id: int | None = None

@@ -13,7 +13,10 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramBadRequest,
+    TelegramNetworkError,
+    TelegramServerError,
     TelegramConflictError,
     TelegramForbiddenError,
     TelegramRetryAfter,
@@ -33,6 +36,7 @@ from aiogram.types import (
 )
 
 from bot.telegram_fake import ChatClient, FakeTelegram, render_message
+from bot.telegram_fake.server import Faults
 
 TOKEN = "123456:TEST-token_abc"
 ANN = 42
@@ -191,6 +195,44 @@ async def test_flood_control_and_injected_failures(fake: FakeTelegram, bot: Bot)
     assert injected.value.retry_after == 7
     assert fake.calls[-1].ok is False
     assert fake.calls[-1].result["parameters"] == {"retry_after": 7}
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        ("429", TelegramRetryAfter),
+        ("500", TelegramServerError),
+        ("502", ClientDecodeError),
+        ("timeout", TelegramNetworkError),
+        ("drop", TelegramNetworkError),
+    ],
+)
+async def test_faults_are_what_a_bot_sees_of_the_real_api_and_nothing_is_carried_out(
+    fake: FakeTelegram, kind: str, error: type[Exception]
+) -> None:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(fake.base_url or ""), timeout=0.5)
+    client = Bot(TOKEN, session=session)
+    fake.faults = Faults(rate=1.0, kinds=(kind,), timeout_seconds=2.0)
+    try:
+        with pytest.raises(error):
+            await client.send_message(ANN, "hello")
+        assert fake.faults.injected == {kind: 1}
+        assert fake.bot_messages(ANN) == []
+        fake.faults = Faults()
+        await client.send_message(ANN, "hello")
+        assert [m.text for m in fake.bot_messages(ANN)] == ["hello"]
+    finally:
+        await session.close()
+
+
+async def test_an_update_can_be_delivered_twice(fake: FakeTelegram, bot: Bot) -> None:
+    fake.faults = Faults(duplicates=1.0)
+    fake.user_sends_text(ANN, "once")
+    first = await bot.get_updates(offset=0, timeout=0)
+    again = await bot.get_updates(offset=first[-1].update_id + 1, timeout=0)
+    assert [u.update_id for u in again] == [u.update_id for u in first]
+    assert fake.faults.duplicated == 1
+    assert await bot.get_updates(offset=first[-1].update_id + 1, timeout=0) == []
 
 
 @pytest.mark.asyncio

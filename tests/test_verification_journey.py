@@ -210,13 +210,24 @@ async def test_stale_and_forged_buttons_are_answered(bank: BotHarness) -> None:
 
 async def test_a_failing_handler_apologises_and_the_bot_keeps_running(bank: BotHarness) -> None:
     cardholder = bank.cardholder()
-    bank.fake.fail_next("sendMessage", 500, "Internal Server Error")
+    bank.fake.fail_next("sendMessage", 400, "Bad Request: message is too long")
 
     apology = await cardholder.send("/start")
     assert "something went wrong" in apology[-1].text
 
     greeting = await cardholder.send("/start")
     assert "Hello!" in greeting[-1].text
+
+
+async def test_a_call_that_fails_for_a_moment_is_made_again(bank: BotHarness) -> None:
+    cardholder = bank.cardholder()
+    bank.fake.fail_next("sendMessage", 500, "Internal Server Error")
+    bank.fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+
+    greeting = await cardholder.send("/start")
+    assert [message.text.startswith("Hello!") for message in greeting] == [True]
+    failed = [call for call in bank.fake.calls if call.method == "sendMessage" and not call.ok]
+    assert len(failed) == 2
 
 
 async def test_audit_and_logs_mask_personal_data(bank: BotHarness) -> None:

@@ -109,6 +109,56 @@ def bad_request(text: str) -> ApiError:
     return ApiError(400, f"Bad Request: {text}")
 
 
+FAULT_KINDS = ("429", "500", "502", "timeout", "drop")
+
+BAD_GATEWAY_PAGE = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n"
+    "<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+@dataclass
+class Faults:
+    """What goes wrong between a bot and the real Bot API, in a share of calls.
+
+    A faulty call is never carried out: 429 with `retry_after`, 500, 502 (nginx's HTML page, as
+    Telegram's front end sends it), a timeout (no answer for `timeout_seconds`) or a dropped
+    connection. `duplicates` is the share of updates getUpdates delivers a second time.
+    """
+
+    rate: float = 0.0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    retry_after: int = 1
+    timeout_seconds: float = 3.0
+    duplicates: float = 0.0
+    methods: frozenset[str] | None = None  # lower-case method names; None: every method
+    seed: int = 0
+    injected: dict[str, int] = field(default_factory=dict)
+    duplicated: int = 0
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    def pick(self, method_key: str) -> str | None:
+        if self.rate <= 0 or (self.methods is not None and method_key not in self.methods):
+            return None
+        if self._random.random() >= self.rate:
+            return None
+        kind = self._random.choice(self.kinds)
+        self.injected[kind] = self.injected.get(kind, 0) + 1
+        return kind
+
+    def duplicate(self) -> bool:
+        if self.duplicates > 0 and self._random.random() < self.duplicates:
+            self.duplicated += 1
+            return True
+        return False
+
+    @property
+    def total(self) -> int:
+        return sum(self.injected.values())
+
+
 class ApiCall(NamedTuple):
     """One request the bot made: method name, decoded parameters, outcome."""
 
@@ -273,6 +323,7 @@ class FakeTelegram:
         self.bot_id = 0
         self.revoked_tokens: set[str] = set()
         self.flood_limit_per_chat: int | None = None
+        self.faults = Faults()
         self.strict_html_ampersand = False
         self.clock_offset = 0.0
         self.calls: list[ApiCall] = []
@@ -289,6 +340,7 @@ class FakeTelegram:
         self._blocked: set[int] = set()
         self._chats: dict[int, ChatState] = {}
         self._updates: list[dict[str, Any]] = []
+        self._again: list[dict[str, Any]] = []
         self._delivered: set[int] = set()
         self._dropped: set[int] = set()
         self._update_ids = itertools.count(random.randint(100_000, 900_000))
@@ -736,6 +788,9 @@ class FakeTelegram:
             injected = self._failures.get(method_key)
             if injected:
                 raise injected.popleft()
+            fault = self.faults.pick(method_key)
+            if fault is not None:
+                return await self._fault(request, fault, method, params, chat_id)
             self._touched = []
             result = handler(Params(params, uploads))
             touched = list(self._touched)
@@ -752,6 +807,27 @@ class FakeTelegram:
             if counted:
                 self.in_flight -= 1
             self._notify()
+
+    async def _fault(
+        self, request: web.Request, kind: str, method: str, params: dict[str, Any], chat_id: int | None
+    ) -> web.Response:
+        self.calls.append(ApiCall(method, params, False, {"fault": kind}))
+        self.events.append(CallEvent(method, chat_id, False, f"fault: {kind}"))
+        if kind == "429":
+            retry_after = self.faults.retry_after
+            error = ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
+            return web.json_response(error.to_json(), status=429, dumps=_dumps)
+        if kind == "500":
+            return web.json_response(ApiError(500, "Internal Server Error").to_json(), status=500, dumps=_dumps)
+        if kind == "502":
+            return web.Response(status=502, text=BAD_GATEWAY_PAGE, content_type="text/html")
+        if kind == "timeout":
+            await asyncio.sleep(self.faults.timeout_seconds)
+            return web.Response(status=504, text="Gateway Time-out", content_type="text/html")
+        assert kind == "drop"
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=500)
 
     def _target_chat(self, method_key: str, params: dict[str, Any]) -> int | None:
         """The chat a call acts on, so a waiting client can tell the bot answered it."""
@@ -1053,12 +1129,14 @@ class FakeTelegram:
                 if generation != self._poll_generation:
                     raise ApiError(409, CONFLICT_POLL)
                 self._drop_unwanted()
-                ready = self._updates[:limit]
+                again, self._again = self._again, []
+                ready = again + self._updates[: max(limit - len(again), 0)]
                 remaining = deadline - loop.time()
                 if ready or remaining <= 0 or self._closing:
                     if ready:
                         self.fetched_update_id = max(self.fetched_update_id, ready[-1]["update_id"])
                         self._delivered.update(u["update_id"] for u in ready)
+                        self._again = [u for u in ready if u not in again and self.faults.duplicate()]
                     return json.loads(json.dumps(ready))
                 event = self._changed
                 try:
