@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.types import Chat, TelegramObject, Update, User
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -19,9 +22,11 @@ from bot.db.fsm_storage import SQLAlchemyStorage
 from bot.db.unit_of_work import UnitOfWork, unit_of_work
 from bot.domain.policy import Policy
 from bot.services.arrangements import ArrangementService
-from bot.services.audit import AuditTrail, current_account
+from bot.services.audit import AuditTrail, already_handled, current_account
 from bot.services.cases import CaseService
 from bot.services.verification import VerificationRules, VerificationService
+
+log = logging.getLogger(__name__)
 
 
 class UnitOfWorkMiddleware(BaseMiddleware):
@@ -57,6 +62,24 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         bot: Bot = data["bot"]
         fsm_context = self.fsm.resolve_event_context(bot, data)
         chat_lock = self.isolation.lock(fsm_context.key) if fsm_context else contextlib.nullcontext()
+        try:
+            return await self._handle(handler, event, data, chat_lock, fsm_context)
+        except IntegrityError as error:
+            # Telegram delivered this update again: its first commit found it recorded, so
+            # nothing of this delivery was written or said.
+            if _names_the_update(error) and await already_handled(self.session_factory, event.update_id):
+                log.info("update %s was handled before; this delivery is ignored", event.update_id)
+                return UNHANDLED
+            raise
+
+    async def _handle(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: Update,
+        data: dict[str, Any],
+        chat_lock: Any,
+        fsm_context: Any,
+    ) -> Any:
         async with chat_lock, unit_of_work(self.session_factory) as unit:
             fsm_key = None
             if fsm_context is not None and isinstance(fsm_context.storage, SQLAlchemyStorage):
@@ -87,6 +110,12 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             audit=AuditTrail(unit, self.clock),
             chat=chat_session,
         )
+
+
+def _names_the_update(error: IntegrityError) -> bool:
+    """The violated constraint is the one update per audit row (SQLite names the column, PostgreSQL the index)."""
+    text = str(error.orig)
+    return "audit_events.update_id" in text or "ux_audit_update" in text
 
 
 def _chat_id(data: dict[str, Any]) -> int | None:

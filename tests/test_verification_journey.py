@@ -14,6 +14,7 @@ from bot.telegram_fake import UserMessage
 from bot.clock import ManualClock
 from bot.settings import load_settings
 from bot.telegram_fake import FakeTelegram
+from bot.telegram_fake.server import Faults
 from tests.conftest import BOT_TOKEN, REDIS_URL, BotHarness, make_account
 
 BIRTH_DATE = {"en": "03/07/1985", "ru": "07.03.1985", "zh-hans": "1985年3月7日"}
@@ -319,3 +320,13 @@ async def test_markup_in_what_people_type_is_shown_as_text(bank: BotHarness) -> 
     await cardholder.send("1985-03-07")
     answer = await cardholder.send("/x<b>&")
     assert "/x<b>&" in answer[-1].text
+
+
+async def test_an_update_delivered_twice_is_handled_once(bank: BotHarness) -> None:
+    bank.fake.faults = Faults(duplicates=1.0)
+    cardholder = bank.cardholder()
+    greeting = await cardholder.send("/start")
+    await cardholder.wait_quiet()
+    assert bank.fake.faults.duplicated >= 1
+    assert [message.text.startswith("Hello!") for message in bank.fake.bot_messages(cardholder.user_id)] == [True]
+    assert greeting

@@ -96,7 +96,7 @@ _HOLDS_TURN = "holds_sqlite_write_turn"
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables, and add missing nullable columns to tables an older version made."""
+    """Create missing tables, and add missing nullable columns and indexes to tables an older version made."""
     async with engine.begin() as connection:
         await connection.run_sync(Base.metadata.create_all)
         await connection.run_sync(_add_missing_columns)
@@ -113,3 +113,5 @@ def _add_missing_columns(connection: Connection) -> None:
                 raise RuntimeError(f"table {table.name} lacks the required column {column.name}; migrate it by hand")
             column_type = column.type.compile(dialect=connection.dialect)
             connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {column_type}'))
+        for index in table.indexes:
+            index.create(connection, checkfirst=True)

@@ -83,7 +83,10 @@ class AuditEvent(Base):
     """Append-only record of every inbound and outbound message and every decision (masked)."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_account_at", "account_pk", "at"),)
+    __table_args__ = (
+        Index("ix_audit_account_at", "account_pk", "at"),
+        Index("ux_audit_update", "update_id", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -92,6 +95,8 @@ class AuditEvent(Base):
     chat_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), nullable=True)
     payload: Mapped[str] = mapped_column(Text, default="")
+    update_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """Telegram's id of the update an inbound event records: an update is handled once."""
 
 
 class Offer(Base):

@@ -13,6 +13,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import Update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -37,7 +38,7 @@ class AuditTrail:
         self.unit = unit
         self.clock = clock
 
-    def record(self, direction: str, kind: str, chat_id: int | None, payload: str = "") -> None:
+    def record(self, direction: str, kind: str, chat_id: int | None, payload: str = "", update_id: int | None = None) -> None:
         self.unit.insert_later(
             AuditEvent,
             {
@@ -47,12 +48,20 @@ class AuditTrail:
                 "chat_id": chat_id,
                 "account_pk": current_account.get(),
                 "payload": mask_text(payload[: PAYLOAD_LIMIT * 2])[:PAYLOAD_LIMIT],
+                "update_id": update_id,
             },
         )
 
     def inbound(self, update: Update, chat_id: int | None) -> None:
+        """Records the update; a second delivery of it fails at its first commit (`ux_audit_update`)."""
         kind, payload = describe_update(update)
-        self.record("in", kind, chat_id, payload)
+        self.record("in", kind, chat_id, payload, update.update_id)
+
+
+async def already_handled(session_factory: async_sessionmaker[AsyncSession], update_id: int) -> bool:
+    async with session_factory() as session:
+        found = await session.scalar(select(AuditEvent.id).where(AuditEvent.update_id == update_id).limit(1))
+    return found is not None
 
 
 def describe_update(update: Update) -> tuple[str, str]:
