@@ -25,6 +25,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.courier import Courier
 from bot.telegram_retry import RetryTransient
 from bot.db import create_engine, create_schema, create_session_factory
 from bot.db.fsm_storage import SQLAlchemyStorage
@@ -37,6 +38,7 @@ from bot.services.audit import OutboundMiddleware
 from bot.services.verification import VerificationRules
 from bot.settings import SUPPORTED_LOCALES, Settings
 from handlers import get_routers
+from handlers.handoff import open_case_topic
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ class App:
     desk: Desk | None
     isolation: BaseEventIsolation
     """One update per chat at a time."""
+    courier: Courier
+    """Completes the effects on Telegram that updates recorded and could not finish."""
 
     async def start_polling(self, **options: Any) -> None:
         """Long polling, fetching no more updates than may be handled at once."""
@@ -200,7 +204,10 @@ async def create_app(settings: Settings, *, clock: Clock | None = None, token: s
         desk = Desk(bot, settings.agent_chat_id, settings.agent_ids, i18n, settings.default_locale)
     isolation = create_events_isolation(settings)
     dispatcher = create_dispatcher(settings, session_factory, policy, i18n, clock, updates, desk, isolation)
-    return App(settings, engine, session_factory, bot, dispatcher, policy, i18n, clock, updates, desk, isolation)
+    courier = Courier(bot, session_factory, clock, policy, desk, open_case_topic)
+    dispatcher.startup.register(courier.start)
+    dispatcher.shutdown.register(courier.stop)
+    return App(settings, engine, session_factory, bot, dispatcher, policy, i18n, clock, updates, desk, isolation, courier)
 
 
 async def set_commands(bot: Bot, i18n: I18n) -> None:

@@ -11,6 +11,7 @@ from bot.db.unit_of_work import UnitOfWork
 from bot.services.arrangements import ArrangementService
 from bot.services.audit import AuditTrail
 from bot.services.cases import CaseService
+from bot.services.outbox import Outbox
 from bot.services.verification import ChatSession, VerificationService
 
 
@@ -23,6 +24,7 @@ class UpdateContext:
     arrangements: ArrangementService
     cases: CaseService
     audit: AuditTrail
+    outbox: Outbox
     chat: ChatSession | None = None
     """The private chat, the account it is verified for and its open case; None in groups."""
 

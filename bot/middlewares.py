@@ -24,6 +24,7 @@ from bot.domain.policy import Policy
 from bot.services.arrangements import ArrangementService
 from bot.services.audit import AuditTrail, already_handled, current_account
 from bot.services.cases import CaseService
+from bot.services.outbox import Outbox
 from bot.services.verification import VerificationRules, VerificationService
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             arrangements=ArrangementService(session, self.policy, self.clock),
             cases=cases,
             audit=AuditTrail(unit, self.clock),
+            outbox=Outbox(session, self.clock),
             chat=chat_session,
         )
 

@@ -144,13 +144,10 @@ async def hand_off(
     case = opened.case
     with desk.speaking():
         if opened.created:
-            history = await cases.history(case)
-            card = case_card(case, account, history, policy, desk.locale)
-            topic_id, card_id = await desk.open_topic(case_title(case, account, policy), card, claim_keyboard(case))
-            await cases.attach_topic(case, topic_id, card_id)
-        elif case.topic_id is not None:
+            await open_case_topic(desk, cases, case, account, policy)
+        else:
             await desk.post(case, _("New request in this case: {reason}.").format(reason=reason))
-    if relay_message and case.topic_id is not None:
+    if relay_message:
         await relay_to_agents(message, case, cases, desk)
     if case.status == "claimed":
         await message.answer(_("The person handling your case has been told and will answer here."))
@@ -168,6 +165,14 @@ async def hand_off(
         lines.append(_("You can keep writing meanwhile: they will see everything."))
     await message.answer("\n".join(lines))
     return case
+
+
+async def open_case_topic(desk: Desk, cases: CaseService, case: Case, account: Account | None, policy: Policy) -> bool:
+    """The case's topic with its card, in the desk's language (now, or later by the courier)."""
+    with desk.speaking():
+        history = await cases.history(case)
+        card = case_card(case, account, history, policy, desk.locale)
+        return await desk.open_case_topic(cases, case, case_title(case, account, policy), card, claim_keyboard(case))
 
 
 async def relay_to_agents(message: Message, case: Case, cases: CaseService, desk: Desk) -> str:
@@ -218,7 +223,7 @@ async def relay_cardholder(message: Message, ctx: UpdateContext, desk: Desk | No
     status = await relay_to_agents(message, open_case, cases, desk)
     if status == "failed":
         await message.answer(_("Sorry, your message could not be passed on. Please send it again in a moment."))
-    elif status == "sent" and open_case.status == "waiting":
+    elif status in ("sent", "queued") and open_case.status == "waiting":
         await message.answer(_("Added to your case: a person will read it."))
 
 

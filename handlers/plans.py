@@ -19,6 +19,8 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.context import UpdateContext
+from bot.courier import markup_json, send_message
+from bot.services.outbox import Outbox
 from bot.db.models import Account
 from bot.domain.amounts import InvalidAmount, monthly_budget, parse_amount
 from bot.desk import Desk
@@ -228,6 +230,7 @@ class Settling:
     account: Account
     arrangements: ArrangementService
     cases: CaseService
+    outbox: Outbox
     desk: Desk | None
     policy: Policy
 
@@ -238,7 +241,7 @@ async def add_settling(
     """Gives this router's handlers `settling` (they only run for a verified chat)."""
     ctx: UpdateContext = data["ctx"]
     assert ctx.account is not None
-    data["settling"] = Settling(ctx.account, ctx.arrangements, ctx.cases, data.get("desk"), data["policy"])
+    data["settling"] = Settling(ctx.account, ctx.arrangements, ctx.cases, ctx.outbox, data.get("desk"), data["policy"])
     return await handler(event, data)
 
 
@@ -306,11 +309,18 @@ async def accept_offer(
     builder = InlineKeyboardBuilder()
     builder.button(text=_("💳 Pay {amount} now").format(amount=money(first.amount, account.currency, locale)), url=payment_url(settings, account, first.amount))
     proposal = result.proposal
+    chat_id, arrangement_id = query.message.chat.id, result.arrangement.id
+    confirmations = []
     if proposal.plan is not None and arrangements.is_agent_term(proposal.plan.months):
         agreement = agreement_text(account, proposal, policy)
         await arrangements.record_agreement(result.arrangement, agreement)
-        await query.message.answer(agreement)
-    await query.message.answer("\n".join(lines), reply_markup=builder.as_markup())
+        confirmations.append(await settling.outbox.message(f"agreement:{arrangement_id}", chat_id, agreement))
+    confirmations.append(
+        await settling.outbox.message(f"accepted:{arrangement_id}", chat_id, "\n".join(lines), markup_json(builder.as_markup()))
+    )
+    for confirmation in confirmations:  # recorded with the arrangement: sent now, or by the courier
+        if confirmation is not None:
+            await send_message(query.bot or query.message.bot, settling.outbox, confirmation)
 
 
 def agreement_text(account: Account, proposal: Proposal, policy: Policy) -> str:

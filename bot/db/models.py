@@ -209,6 +209,8 @@ class Case(Base):
     agent_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     topic_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     card_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    topic_tried_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """When the topic was last asked for: a case without one gets it from the courier later."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     announced_at: Mapped[datetime] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -252,3 +254,23 @@ class Relay(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OutboxMessage(Base):
+    """A message the bot must send, recorded in the transaction that made it due.
+
+    Sent right after that commit and marked sent; one left unsent (a crash, Telegram down) is sent
+    by the courier later. `key` names what the message is for, so it is recorded once.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(80), unique=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(Text)
+    reply_markup: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -76,9 +76,15 @@ class CaseService:
         condition = Case.chat_id == chat_id if account is None else or_(Case.chat_id == chat_id, Case.account_pk == account.id)
         return await self.session.scalar(select(Case).where(condition, Case.status.in_(OPEN)).order_by(Case.id).limit(1))
 
-    async def attach_topic(self, case: Case, topic_id: int, card_message_id: int) -> None:
-        case.topic_id = topic_id
-        case.card_message_id = card_message_id
+    async def waiting_relays(self, case: Case) -> list[Relay]:
+        """Messages to the agents recorded before the case had its topic, oldest first."""
+        return list(
+            await self.session.scalars(
+                select(Relay)
+                .where(Relay.case_id == case.id, Relay.direction == "to_agents", Relay.status == "pending")
+                .order_by(Relay.id)
+            )
+        )
 
     async def by_topic(self, topic_id: int) -> Case | None:
         return await self.session.scalar(select(Case).where(Case.topic_id == topic_id).order_by(Case.id.desc()).limit(1))
