@@ -13,16 +13,15 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.types import Chat, TelegramObject, Update, User
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.context import UpdateContext
 from bot.db.fsm_storage import SQLAlchemyStorage
-from bot.db.unit_of_work import UnitOfWork, unit_of_work
+from bot.db.unit_of_work import UnitOfWork, UpdateHandledBefore, unit_of_work
 from bot.domain.policy import Policy
 from bot.services.arrangements import ArrangementService
-from bot.services.audit import AuditTrail, already_handled, current_account
+from bot.services.audit import AuditTrail, current_account
 from bot.services.cases import CaseService
 from bot.services.outbox import Outbox
 from bot.services.verification import VerificationRules, VerificationService
@@ -65,13 +64,9 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         chat_lock = self.isolation.lock(fsm_context.key) if fsm_context else contextlib.nullcontext()
         try:
             return await self._handle(handler, event, data, chat_lock, fsm_context)
-        except IntegrityError as error:
-            # Telegram delivered this update again: its first commit found it recorded, so
-            # nothing of this delivery was written or said.
-            if _names_the_update(error) and await already_handled(self.session_factory, event.update_id):
-                log.info("update %s was handled before; this delivery is ignored", event.update_id)
-                return UNHANDLED
-            raise
+        except UpdateHandledBefore:
+            log.info("update %s was handled before; this delivery is ignored", event.update_id)
+            return UNHANDLED
 
     async def _handle(
         self,
@@ -114,12 +109,6 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         )
 
 
-def _names_the_update(error: IntegrityError) -> bool:
-    """The violated constraint is the one update per audit row (SQLite names the column, PostgreSQL the index)."""
-    text = str(error.orig)
-    return "audit_events.update_id" in text or "ux_audit_update" in text
-
-
 def _chat_id(data: dict[str, Any]) -> int | None:
     chat: Chat | None = data.get("event_chat")
     return chat.id if chat else None
@@ -139,6 +128,7 @@ class UpdatesInFlight(BaseMiddleware):
         self._slots = asyncio.Semaphore(limit)
         self.running = 0
         self.finished: set[int] = set()
+        self._handling: dict[int, asyncio.Event] = {}
 
     async def __call__(
         self,
@@ -147,12 +137,21 @@ class UpdatesInFlight(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         assert isinstance(event, Update)
+        earlier = self._handling.get(event.update_id)
+        if earlier is not None:
+            await earlier.wait()  # delivered again while handled: done when the first delivery is
+            return UNHANDLED
+        if event.update_id in self.finished:
+            return UNHANDLED  # delivered again, and remembered here; the database knows older ones
         self.running += 1
+        self._handling[event.update_id] = done = asyncio.Event()
         try:
             async with self._slots:
                 return await handler(event, data)
         finally:
             self.running -= 1
+            del self._handling[event.update_id]
+            done.set()
             if len(self.finished) >= self.REMEMBERED:
                 self.finished.clear()
             self.finished.add(event.update_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 
@@ -330,3 +331,21 @@ async def test_an_update_delivered_twice_is_handled_once(bank: BotHarness) -> No
     assert bank.fake.faults.duplicated >= 1
     assert [message.text.startswith("Hello!") for message in bank.fake.bot_messages(cardholder.user_id)] == [True]
     assert greeting
+
+
+async def test_an_update_delivered_again_after_a_restart_is_not_handled_again(bank: BotHarness) -> None:
+    cardholder = bank.cardholder()
+    await cardholder.send("/start")
+    update_id = bank.fake.last_update_id
+    await bank.stop()
+    generation = bank.fake.poll_generation
+    await bank.start()  # a new process remembers nothing; the database does
+    while bank.fake.poll_generation == generation:  # the new process polls (not the old one's last poll)
+        await asyncio.sleep(0.01)
+    bank.fake.redeliver(update_id)
+    await cardholder.wait_quiet()
+    assert bank.app is not None and update_id in bank.app.updates.finished
+    assert [message.text.startswith("Hello!") for message in bank.fake.bot_messages(cardholder.user_id)] == [True]
+    async with bank.session_factory() as session:
+        recorded = (await session.scalars(select(AuditEvent.update_id).where(AuditEvent.update_id == update_id))).all()
+    assert recorded == [update_id]

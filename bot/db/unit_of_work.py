@@ -19,12 +19,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import Base, FsmRecord
 from bot.db.upsert import insert_for
 
 EMPTY_DATA = "{}"
+
+
+class UpdateHandledBefore(Exception):
+    """This update was recorded by an earlier delivery: nothing of this one is written or said."""
+
+
+def _names_the_update(error: IntegrityError) -> bool:
+    """The violated constraint is one audit row per update (SQLite names the column, PostgreSQL the index)."""
+    text = str(error.orig)
+    return "audit_events.update_id" in text or "ux_audit_update" in text
 
 
 @dataclass
@@ -46,6 +57,7 @@ class UnitOfWork:
         self.session = session
         self._fsm: dict[str, _FsmEntry] = {}
         self._rows: dict[type[Base], list[dict[str, Any]]] = {}
+        self.handled_before = False
         session.info[_UNIT] = self
 
     # -- append-only rows (the audit trail), written in one INSERT per table --------------------------
@@ -122,11 +134,20 @@ class UnitOfWork:
 
         A unit with nothing open does nothing; work after a commit opens a new transaction.
         """
+        if self.handled_before:
+            raise UpdateHandledBefore
         if not self.open:
             return
-        await self._write_fsm()
-        await self.write_rows()
-        await self.session.commit()
+        try:
+            await self._write_fsm()
+            await self.write_rows()
+            await self.session.commit()
+        except IntegrityError as error:
+            if not _names_the_update(error):
+                raise
+            self.handled_before = True
+            await self.rollback()
+            raise UpdateHandledBefore from None
 
     async def rollback(self) -> None:
         self._fsm.clear()

@@ -13,7 +13,6 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import Update
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -56,12 +55,6 @@ class AuditTrail:
         """Records the update; a second delivery of it fails at its first commit (`ux_audit_update`)."""
         kind, payload = describe_update(update)
         self.record("in", kind, chat_id, payload, update.update_id)
-
-
-async def already_handled(session_factory: async_sessionmaker[AsyncSession], update_id: int) -> bool:
-    async with session_factory() as session:
-        found = await session.scalar(select(AuditEvent.id).where(AuditEvent.update_id == update_id).limit(1))
-    return found is not None
 
 
 def describe_update(update: Update) -> tuple[str, str]:

@@ -23,6 +23,7 @@ from aiogram.types import Update
 from .server import FakeTelegram
 
 STEPS = ("start", "contact", "birth_date", "balance", "plans", "view_plan", "accept")
+HANDOFF_STEPS = ("handoff", "claim", "agent_says", "cardholder_says")
 STEP_TIMEOUT = 120.0
 FIRST_USER_ID = 500_000
 
@@ -107,8 +108,8 @@ class UpdateWaiter:
 class CrowdReport:
     """What happened to a crowd: per-step latencies, unanswered steps, completed journeys."""
 
-    latencies: dict[str, list[float]] = field(default_factory=lambda: {step: [] for step in (*STEPS, "long_message")})
-    unanswered: dict[str, int] = field(default_factory=lambda: {step: 0 for step in (*STEPS, "long_message")})
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {step: [] for step in (*STEPS, *HANDOFF_STEPS, "long_message")})
+    unanswered: dict[str, int] = field(default_factory=lambda: {step: 0 for step in (*STEPS, *HANDOFF_STEPS, "long_message")})
     long_messages: CrowdReport | None = None
     """What the chat sending long messages meanwhile saw, when there was one."""
     completed: int = 0
@@ -176,6 +177,24 @@ class CrowdDriver:
     def press(self, user_id: int, message_id: int, data: str) -> int:
         return self._enqueued(lambda: self.fake.user_presses(user_id, message_id, data))
 
+    def member_presses(self, chat_id: int, user_id: int, message_id: int, data: str) -> int:
+        return self._enqueued(lambda: self.fake.member_presses(chat_id, user_id, message_id, data))
+
+    def member_sends(self, chat_id: int, user_id: int, text: str, thread_id: int | None) -> int:
+        return self._enqueued(lambda: self.fake.member_sends_text(chat_id, user_id, text, message_thread_id=thread_id))
+
+    def chat_has(self, chat_id: int, text: str) -> bool:
+        return any(stored.payload.get("text") == text for stored in self.fake.chat(chat_id).messages.values())
+
+    def case_card(self, desk_chat_id: int, account_id: str) -> tuple[int, str, int | None] | None:
+        """The (message id, claim button data, topic) of the card naming this account."""
+        for stored in self.fake.chat(desk_chat_id).messages.values():
+            if stored.from_bot and account_id in (stored.payload.get("text") or ""):
+                found = _button([stored.payload], "case:claim")
+                if found is not None:
+                    return found[0], found[1], stored.payload.get("message_thread_id")
+        return None
+
 
 def _button(replies: Replies, prefix: str, last: bool = False) -> tuple[int, str] | None:
     """The (message id, callback data) of the first (or last) button whose data starts with prefix."""
@@ -226,6 +245,45 @@ async def settle_debt(driver: CrowdDriver, person: Cardholder) -> bool:
     accept = _button(proposal, "offer:accept:")
     assert accept is not None
     return await driver.step("accept", uid, lambda: driver.press(uid, *accept), _says("Done")) is not None
+
+
+def relay_text(person: Cardholder, speaker: str) -> str:
+    return f"{speaker} of case CROWD-{person.user_id} speaking"
+
+
+def desk_journey(desk_chat_id: int, agent_id: int) -> Journey:
+    """`settle_debt`, then the cardholder asks for a person, an agent claims the case, and each
+    writes once to the other through the bot (`relay_text`)."""
+
+    async def journey(driver: CrowdDriver, person: Cardholder) -> bool:
+        uid = person.user_id
+        if not await settle_debt(driver, person):
+            return False
+        if await driver.step("handoff", uid, lambda: driver.send(uid, "/agent"), _says("queue")) is None:
+            return False
+        card = driver.case_card(desk_chat_id, f"CROWD-{uid}")
+        if card is None:
+            driver.report.unanswered["handoff"] += 1
+            return False
+        message_id, claim, thread = card
+        claimed = await driver.step(
+            "claim", desk_chat_id, lambda: driver.member_presses(desk_chat_id, agent_id, message_id, claim), lambda _: True
+        )
+        if claimed is None:
+            return False
+        to_cardholder = relay_text(person, "agent")
+        said = await driver.step(
+            "agent_says", desk_chat_id,
+            lambda: driver.member_sends(desk_chat_id, agent_id, to_cardholder, thread), lambda _: True,
+        )
+        if said is None or not driver.chat_has(uid, to_cardholder):
+            return False
+        to_agent = relay_text(person, "cardholder")
+        if await driver.step("cardholder_says", uid, lambda: driver.send(uid, to_agent), lambda _: True) is None:
+            return False
+        return driver.chat_has(desk_chat_id, to_agent)
+
+    return journey
 
 
 async def echo_journey(driver: CrowdDriver, person: Cardholder) -> bool:

@@ -341,6 +341,7 @@ class FakeTelegram:
         self._chats: dict[int, ChatState] = {}
         self._updates: list[dict[str, Any]] = []
         self._again: list[dict[str, Any]] = []
+        self._fetched: dict[int, dict[str, Any]] = {}
         self._delivered: set[int] = set()
         self._dropped: set[int] = set()
         self._update_ids = itertools.count(random.randint(100_000, 900_000))
@@ -1136,6 +1137,7 @@ class FakeTelegram:
                     if ready:
                         self.fetched_update_id = max(self.fetched_update_id, ready[-1]["update_id"])
                         self._delivered.update(u["update_id"] for u in ready)
+                        self._fetched.update((u["update_id"], u) for u in ready)
                         self._again = [u for u in ready if u not in again and self.faults.duplicate()]
                     return json.loads(json.dumps(ready))
                 event = self._changed
@@ -1155,6 +1157,16 @@ class FakeTelegram:
             else:
                 self._dropped.add(update["update_id"])
         self._updates = kept
+
+    @property
+    def poll_generation(self) -> int:
+        """Grows with every getUpdates call: a newer poll than one seen before has begun."""
+        return self._poll_generation
+
+    def redeliver(self, update_id: int) -> None:
+        """Deliver a fetched update once more, as Telegram does when a bot died before confirming it."""
+        self._again.append(self._fetched[update_id])
+        self._notify()
 
     def was_fetched(self, update_id: int) -> bool:
         """True once getUpdates returned the update (or dropped it per ``allowed_updates``)."""
