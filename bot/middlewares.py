@@ -22,6 +22,7 @@ from bot.services.arrangements import ArrangementService
 from bot.services.audit import AuditTrail, current_account
 from bot.services.cases import CaseService
 from bot.services.verification import VerificationRules, VerificationService
+from handlers.states import PRIVATE_STEPS
 
 
 class UnitOfWorkMiddleware(BaseMiddleware):
@@ -65,7 +66,8 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             data["ctx"] = ctx
             token = current_account.set(ctx.account.id if ctx.account is not None else None)
             try:
-                ctx.audit.inbound(event, _chat_id(data))
+                step = await unit.fsm_state(fsm_key) if fsm_key is not None else None
+                ctx.audit.inbound(event, _chat_id(data), PRIVATE_STEPS.get(step) if step else None)
                 return await handler(event, data)
             finally:
                 current_account.reset(token)
