@@ -7,6 +7,7 @@ The accounts table is left out of the search: it is the bank's own record of the
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 import unicodedata
@@ -15,9 +16,10 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select, text, update
 
 from bot.clock import ManualClock
+from bot.db import create_engine, create_schema
 from bot.db.models import Base, Case, FsmRecord, VerificationLock
 from bot.domain.dates import month_words, parse_birth_date
 from bot.domain.errors import InvalidDate, InvalidPhone
@@ -27,7 +29,7 @@ from bot.logs import masked_handler
 from bot.services.accounts import COLUMNS, import_accounts
 from bot.settings import load_settings
 from bot.telegram_fake import ChatClient, FakeTelegram
-from tests.conftest import BOT_TOKEN, BotHarness
+from tests.conftest import BOT_TOKEN, BotHarness, make_account
 
 DESK = -1001234567890
 AGENT = 501
@@ -258,3 +260,37 @@ async def every_table_but_accounts(bank: BotHarness) -> str:
                 continue
             rows += [f"{table.name}: {tuple(row)}" for row in (await session.execute(select(table))).all()]
     return "\n".join(rows)
+
+
+async def test_a_lock_table_keyed_by_the_phone_itself_is_made_anew(database_url: str) -> None:
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.execute(text(
+            "CREATE TABLE verification_locks (phone VARCHAR(20) PRIMARY KEY, failures INTEGER, "
+            "locked_until DATETIME, updated_at DATETIME)"
+        ))
+        await connection.execute(text("INSERT INTO verification_locks VALUES ('+79161234567', 2, NULL, '2026-01-01')"))
+    await create_schema(engine)
+    async with engine.connect() as connection:
+        columns = await connection.run_sync(lambda sync: [c["name"] for c in inspect(sync).get_columns("verification_locks")])
+        rows = (await connection.execute(text("SELECT * FROM verification_locks"))).all()
+    await engine.dispose()
+    assert sorted(columns) == ["failures", "locked_until", "phone_hash", "updated_at"] and rows == []
+
+
+async def test_a_verification_an_older_version_left_half_way_forgets_the_phone(harness: BotHarness) -> None:
+    await harness.add_accounts(make_account())
+    cardholder = harness.cardholder()
+    await cardholder.send("/start")
+    await cardholder.share_contact("+8613800138000")
+    async with harness.session_factory() as session, session.begin():
+        await session.execute(update(FsmRecord).values(data=json.dumps({"phone": "+8613800138000"})))
+
+    again = await cardholder.send("1985-03-07")
+
+    assert "Share my phone number" in again[-1].text
+    async with harness.session_factory() as session:
+        kept = (await session.scalars(select(FsmRecord.data))).all()
+    assert kept and not any("13800138000" in data for data in kept)
+    await cardholder.share_contact("+8613800138000")
+    assert "you are verified" in (await cardholder.send("1985-03-07"))[-1].text
