@@ -73,11 +73,13 @@ def test_the_privacy_key_is_made_once_and_kept(tmp_path: Path) -> None:
     assert not (tmp_path / "unused.key").exists()
 
 
-def test_a_damaged_privacy_key_file_stops_start_up(tmp_path: Path) -> None:
+def test_a_damaged_privacy_key_file_stops_the_bot_with_one_line(tmp_path: Path) -> None:
     path = tmp_path / "privacy.key"
     path.write_text("too short\n")
-    with pytest.raises(SettingsError, match="PRIVACY_KEY_FILE: .* holds fewer than 32 characters"):
-        load_settings(_env_file=None, privacy_key_file=path).hash_key()
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", "PRIVACY_KEY_FILE": str(path)}
+    result = run_cli("sandbox", env=env, cwd=tmp_path, stdin="/quit\n")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: PRIVACY_KEY_FILE: {path} holds fewer than 32 characters"]
 
 
 def test_every_setting_is_documented_in_env_example() -> None:
