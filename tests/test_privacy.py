@@ -55,6 +55,7 @@ def birth_date_forms(born: date) -> list[str]:
     words |= {stem + ending for stem in stems for ending in ("", "е", "у") if _reads_as_month(stem + ending, born)}
     words = {word for word in words if _reads_as_month(word, born)}
     y, m, d = str(born.year), born.month, born.day
+    th = "th" if d in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(d % 10, "th")
     layouts = {
         f"{y}-{m:02d}-{d:02d}", f"{y}/{m}/{d}", f"{y}.{m:02d}.{d:02d}", f"{y} - {m} - {d}",
         f"{y}年{m}月{d}日", f"{y}年{m}月{d}号", f"{y} 年 {m} 月 {d}",
@@ -63,9 +64,9 @@ def birth_date_forms(born: date) -> list[str]:
     for word in words:
         for case in (word, word.title(), word.upper()):
             layouts |= {
-                f"{d} {case} {y}", f"{d}nd of {case} {y}", f"{d}-{case}-{y}", f"{d:02d}.{case}.{y}",
+                f"{d} {case} {y}", f"{d}{th} of {case} {y}", f"{d}-{case}-{y}", f"{d:02d}.{case}.{y}",
                 f"{y} {case} {d}", f"{y}-{case}-{d:02d}", f"{y}, {case}, {d}",
-                f"{case} {d}, {y}", f"{case} {d}nd {y}", f"{d} {case} {y} г.", f"{d} {case} {y} года",
+                f"{case} {d}, {y}", f"{case} {d}{th} {y}", f"{d} {case} {y} г.", f"{d} {case} {y} года",
             }
     layouts |= {form.translate(FULL_WIDTH) for form in layouts}
     return sorted(form for form in layouts if _accepted(form) == born)
@@ -174,11 +175,11 @@ async def test_no_table_and_no_log_line_holds_what_the_cardholder_is(
     report = await import_accounts(bank.session_factory, source, now=NOW)
     assert report.inserted == 1
 
-    # Verification with birth dates and phones in many accepted forms, a mismatch first.
-    typed_dates = DATES[:: max(1, len(DATES) // 12)] + ["1961 February 2", "2nd of February 1961", "2-feb-1961", "１９６１－０２－０２"]
-    for number, typed in enumerate(typed_dates):
+    # Verification with every accepted form of the phone and a spread of birth-date forms, a mismatch first.
+    typed_dates = ["1961 February 2", "2nd of February 1961", "2-feb-1961", "１９６１－０２－０２", *DATES[:: len(DATES) // 30]]
+    for number, phone in enumerate(PHONES):
         client = holder(bank)
-        phone = PHONES[number % len(PHONES)]
+        typed = typed_dates[number % len(typed_dates)]
         if number == 0:
             await client.send("/start")
             await client.share_contact(phone, first_name=HOLDER["full_name"])
