@@ -263,12 +263,17 @@ async def every_table_but_accounts(bank: BotHarness) -> str:
     return "\n".join(rows)
 
 
-async def test_a_lock_table_keyed_by_the_phone_itself_is_made_anew(database_url: str) -> None:
-    engine = create_engine(database_url)
+@pytest.fixture(params=["database_url", "postgres_url"], ids=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue(request.param)
+
+
+async def test_a_lock_table_keyed_by_the_phone_itself_is_made_anew(url: str) -> None:
+    engine = create_engine(url)
     async with engine.begin() as connection:
         await connection.execute(text(
             "CREATE TABLE verification_locks (phone VARCHAR(20) PRIMARY KEY, failures INTEGER, "
-            "locked_until DATETIME, updated_at DATETIME)"
+            "locked_until TIMESTAMP, updated_at TIMESTAMP)"
         ))
         await connection.execute(text("INSERT INTO verification_locks VALUES ('+79161234567', 2, NULL, '2026-01-01')"))
     await create_schema(engine)
