@@ -124,6 +124,7 @@ def create_dispatcher(
         max_attempts=settings.verify_max_attempts,
         lock_minutes=settings.verify_lock_minutes,
         idle_minutes=settings.session_idle_minutes,
+        phone_key=settings.hash_key(),
     )
     unit_of_work = UnitOfWorkMiddleware(session_factory, isolation, dispatcher.fsm, rules, policy, clock)
     arrange_update_middlewares(dispatcher, updates, unit_of_work)

@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.log_level)
     try:
         return asyncio.run(COMMANDS[arguments.command](settings, arguments))
-    except DomainError as error:
+    except (DomainError, SettingsError) as error:  # SettingsError: the privacy key file, read when the bot starts
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

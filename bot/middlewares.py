@@ -25,6 +25,7 @@ from bot.services.audit import AuditTrail, current_account
 from bot.services.cases import CaseService
 from bot.services.outbox import Outbox
 from bot.services.verification import VerificationRules, VerificationService
+from handlers.states import PRIVATE_STEPS
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,8 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             data["ctx"] = ctx
             token = current_account.set(ctx.account.id if ctx.account is not None else None)
             try:
-                ctx.audit.inbound(event, _chat_id(data))
+                step = await unit.fsm_state(fsm_key) if fsm_key is not None else None
+                ctx.audit.inbound(event, _chat_id(data), PRIVATE_STEPS.get(step) if step else None)
                 return await handler(event, data)
             finally:
                 current_account.reset(token)

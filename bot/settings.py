@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -13,6 +15,7 @@ SUPPORTED_LOCALES = ("en", "zh_CN", "ru")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POLICY_FILE = Path(__file__).resolve().parent / "data" / "policy.toml"
 TOKEN_SHAPE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
+MIN_PRIVACY_KEY = 32
 
 
 class SettingsError(Exception):
@@ -38,6 +41,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     max_concurrent_updates: int = Field(default=32, ge=1, le=1000)
     payment_url_template: str = "https://pay.example-bank.com/card?account={account_id}&amount={amount}"
+    privacy_key: SecretStr | None = None
+    privacy_key_file: Path = PROJECT_ROOT / "data" / "privacy.key"
 
     @field_validator("bot_token", mode="before")
     @classmethod
@@ -46,6 +51,15 @@ class Settings(BaseSettings):
             return None
         if not TOKEN_SHAPE.match(str(value)):
             raise ValueError("must look like 123456:ABC-DEF (the token BotFather gives)")
+        return value
+
+    @field_validator("privacy_key", mode="before")
+    @classmethod
+    def _privacy_key(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        if len(str(value)) < MIN_PRIVACY_KEY:
+            raise ValueError(f"must be at least {MIN_PRIVACY_KEY} characters, e.g. the output of openssl rand -hex 32")
         return value
 
     @field_validator("telegram_api_url")
@@ -119,6 +133,42 @@ class Settings(BaseSettings):
     @property
     def token(self) -> str | None:
         return self.bot_token.get_secret_value() if self.bot_token else None
+
+    def hash_key(self) -> bytes:
+        """The key of the keyed hashes of phones: PRIVACY_KEY, else the key file, made at first start."""
+        if self.privacy_key is not None:
+            return self.privacy_key.get_secret_value().encode()
+        return _key_from_file(self.privacy_key_file)
+
+
+def _key_from_file(path: Path) -> bytes:
+    """The key kept in `path`, written there with a new random key when there is none yet.
+
+    The new key is written whole to a file of its own and then linked into place, so two processes
+    starting at once end up with the same key and neither reads a half-written one.
+    """
+    if not path.exists():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            draft = path.with_name(f".{path.name}.{os.getpid()}")
+            descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_hex(MIN_PRIVACY_KEY) + "\n")
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                pass
+            finally:
+                draft.unlink()
+        except OSError as error:
+            raise SettingsError(f"PRIVACY_KEY_FILE: cannot create {path}: {error.strerror}") from None
+    try:
+        key = path.read_text().strip()
+    except OSError as error:
+        raise SettingsError(f"PRIVACY_KEY_FILE: cannot read {path}: {error.strerror}") from None
+    if len(key) < MIN_PRIVACY_KEY:
+        raise SettingsError(f"PRIVACY_KEY_FILE: {path} holds fewer than {MIN_PRIVACY_KEY} characters")
+    return key.encode()
 
 
 def load_settings(**overrides: object) -> Settings:

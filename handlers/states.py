@@ -15,3 +15,7 @@ class Negotiation(StatesGroup):
 class PromiseToPay(StatesGroup):
     choosing_date = State()
     choosing_amount = State()
+
+
+PRIVATE_STEPS = {Verification.typing_birth_date.state: "[birth date]"}
+"""Steps whose every message is personal data, and what the audit trail records instead of it."""

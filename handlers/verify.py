@@ -22,7 +22,7 @@ from bot.domain.policy import Policy
 from bot.formatting import in_about, when
 from bot.desk import Desk
 from bot.context import UpdateContext
-from bot.services.verification import Outcome
+from bot.services.verification import Outcome, PhoneClaim
 from handlers.handoff import hand_off
 from handlers.keyboards import person_keyboard
 from handlers.prompts import ask_for_birth_date, ask_for_phone, birth_date_example, reader_locale, show_main_menu
@@ -58,11 +58,12 @@ async def phone_shared(message: Message, state: FSMContext, ctx: UpdateContext, 
     except InvalidPhone:
         await message.answer(_("I could not read that phone number. Please contact the bank by phone instead."))
         return
-    locked_until = await ctx.verification.locked_until(phone)
+    claim = await ctx.verification.claim_phone(phone)
+    locked_until = await ctx.verification.locked_until(claim)
     if locked_until is not None:
         await tell_locked(message, locked_until, clock, policy)
         return
-    await state.update_data(phone=phone)
+    await state.set_data(claim.as_data())
     await state.set_state(Verification.typing_birth_date)
     await ask_for_birth_date(message, _("Thank you."))
 
@@ -94,12 +95,13 @@ async def birth_date_typed(
             )
         )
         return
-    phone = (await state.get_data()).get("phone")
-    if phone is None:
+    claim = PhoneClaim.from_data(await state.get_data())
+    if claim is None:
+        await state.set_data({})
         await ask_for_phone(message, state)
         return
     assert ctx.profile is not None
-    result = await ctx.verification.verify(ctx.profile, phone, birth_date)
+    result = await ctx.verification.verify(ctx.profile, claim, birth_date)
     if result.outcome is Outcome.VERIFIED:
         assert result.account is not None
         await state.clear()

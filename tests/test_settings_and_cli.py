@@ -38,6 +38,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, stdin: str = "", cwd:
         ("TELEGRAM_API_URL", "ftp://x", "TELEGRAM_API_URL: must be an http(s) URL"),
         ("POLICY_FILE", "/nonexistent/policy.toml", "POLICY_FILE: no such file"),
         ("AGENT_CHAT_ID", "-100abc", "AGENT_CHAT_ID: Input should be a valid integer"),
+        ("PRIVACY_KEY", "short", "PRIVACY_KEY: must be at least 32 characters"),
     ],
 )
 def test_a_bad_setting_stops_start_up_with_one_line(monkeypatch: pytest.MonkeyPatch, variable: str, value: str, reason: str) -> None:
@@ -57,6 +58,28 @@ def test_settings_have_the_documented_defaults(monkeypatch: pytest.MonkeyPatch) 
     assert settings.agent_ids == frozenset({1001, 1002})
     assert settings.token is None
     assert settings.telegram_api_url == "https://api.telegram.org"
+
+
+def test_the_privacy_key_is_made_once_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "privacy.key"
+    first = load_settings(_env_file=None, privacy_key_file=path).hash_key()
+    again = load_settings(_env_file=None, privacy_key_file=path).hash_key()
+    assert first == again and len(first) == 64
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [entry.name for entry in path.parent.iterdir()] == ["privacy.key"], "no draft is left behind"
+    assert load_settings(_env_file=None, privacy_key_file=tmp_path / "other.key").hash_key() != first
+    given = "k" * 40
+    assert load_settings(_env_file=None, privacy_key=given, privacy_key_file=tmp_path / "unused.key").hash_key() == given.encode()
+    assert not (tmp_path / "unused.key").exists()
+
+
+def test_a_damaged_privacy_key_file_stops_the_bot_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "privacy.key"
+    path.write_text("too short\n")
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", "PRIVACY_KEY_FILE": str(path)}
+    result = run_cli("sandbox", env=env, cwd=tmp_path, stdin="/quit\n")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: PRIVACY_KEY_FILE: {path} holds fewer than 32 characters"]
 
 
 def test_every_setting_is_documented_in_env_example() -> None:

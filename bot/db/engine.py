@@ -95,11 +95,27 @@ class WriterQueue:
 _HOLDS_TURN = "holds_sqlite_write_turn"
 
 
+REBUILT_WHEN_CHANGED = frozenset({"verification_locks"})
+"""Tables of short-lived counters: one an older version made with other columns is dropped and
+made anew (verification_locks was keyed by the phone itself before it was keyed by its hash)."""
+
+
 async def create_schema(engine: AsyncEngine) -> None:
     """Create missing tables, and add missing nullable columns and indexes to tables an older version made."""
     async with engine.begin() as connection:
+        await connection.run_sync(_drop_changed_counters)
         await connection.run_sync(Base.metadata.create_all)
         await connection.run_sync(_add_missing_columns)
+
+
+def _drop_changed_counters(connection: Connection) -> None:
+    inspector = inspect(connection)
+    for name in REBUILT_WHEN_CHANGED:
+        if not inspector.has_table(name):
+            continue
+        present = {column["name"] for column in inspector.get_columns(name)}
+        if present != set(Base.metadata.tables[name].columns.keys()):
+            Base.metadata.tables[name].drop(connection)
 
 
 def _add_missing_columns(connection: Connection) -> None:

@@ -44,12 +44,13 @@ class VerificationLock(Base):
     """Failed verification attempts for one phone number, counted across every chat.
 
     Keyed by the phone the person claimed, not by account, so that a phone that is not on file
-    is counted and locked exactly like one that is: the lockout reveals nothing.
+    is counted and locked exactly like one that is: the lockout reveals nothing. The key is the
+    phone's keyed hash (`bot.domain.phones.phone_digest`): the numbers people tried are not kept.
     """
 
     __tablename__ = "verification_locks"
 
-    phone: Mapped[str] = mapped_column(String(20), primary_key=True)
+    phone_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -6,6 +6,8 @@ time, so digits with no region are read as an international number (country code
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import unicodedata
 
@@ -115,3 +117,11 @@ def mask_phone(e164: str) -> str:
         else:
             masked.append(ch)
     return prefix + "".join(masked)
+
+
+def phone_digest(e164: str, key: bytes) -> str:
+    """The keyed hash (HMAC-SHA256, hex) by which the bot refers to a phone it must not keep.
+
+    Without the key a list of every possible number cannot be hashed to find which one it is.
+    """
+    return hmac.new(key, e164.encode(), hashlib.sha256).hexdigest()

@@ -51,20 +51,26 @@ class AuditTrail:
             },
         )
 
-    def inbound(self, update: Update, chat_id: int | None) -> None:
+    def inbound(self, update: Update, chat_id: int | None, step_holds: str | None = None) -> None:
         """Records the update; a second delivery of it fails at its first commit (`ux_audit_update`)."""
-        kind, payload = describe_update(update)
+        kind, payload = describe_update(update, step_holds)
         self.record("in", kind, chat_id, payload, update.update_id)
 
 
-def describe_update(update: Update) -> tuple[str, str]:
-    """What came in, with personal data masked: phones by `mask_phone`, the rest by `mask_text`."""
+def describe_update(update: Update, step_holds: str | None = None) -> tuple[str, str]:
+    """What came in, with personal data masked: phones by `mask_phone`, the rest by `mask_text`.
+
+    `step_holds` names what a message sent at the chat's current step is (``[birth date]``): then
+    the message is recorded as that, whatever it says, and not read for patterns at all.
+    """
     if update.callback_query is not None:
         return "callback", update.callback_query.data or ""
     message = update.message or update.edited_message
     if message is None:
         return update.event_type, ""
     prefix = "edited_" if update.edited_message is not None else ""
+    if step_holds is not None and message.contact is None:
+        return f"{prefix}{message.content_type}", step_holds
     if message.contact is not None:
         try:
             phone = mask_phone(normalize_phone(message.contact.phone_number))

@@ -16,6 +16,7 @@ from bot.clock import Clock
 from bot.db.unit_of_work import write_pending_rows
 from bot.db.upsert import insert_for
 from bot.db.models import Account, Arrangement, AuditEvent, Case, CaseEvent, Offer, Relay
+from bot.domain.masking import mask_text
 
 OPEN = ("waiting", "claimed")
 TRANSCRIPT_TAIL = 10
@@ -121,7 +122,7 @@ class CaseService:
             return False
         case.status = "resolved"
         case.resolved_at = self.clock.now()
-        case.outcome = outcome[:200]
+        case.outcome = mask_text(outcome)[:200]
         await self.record(case, f"agent:{agent_id}", "resolve", outcome)
         return True
 
@@ -146,7 +147,8 @@ class CaseService:
         return cases
 
     async def record(self, case: Case, actor: str, kind: str, text: str = "") -> None:
-        self.session.add(CaseEvent(case_id=case.id, at=self.clock.now(), actor=actor, kind=kind, text=text))
+        """Add to the case's record; what people wrote (triggers, relays, notes) is masked like the audit trail."""
+        self.session.add(CaseEvent(case_id=case.id, at=self.clock.now(), actor=actor, kind=kind, text=mask_text(text)))
 
     async def note(self, case: Case, agent_id: int, text: str) -> None:
         await self.record(case, f"agent:{agent_id}", "note", text)

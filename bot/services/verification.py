@@ -2,13 +2,19 @@
 
 Failures are counted per phone across every chat and never say which part was wrong, so the
 bot cannot be used to find out whether a phone number is on file.
+
+The phone itself is not kept between the two steps: the contact step leaves a `PhoneClaim` (the
+phone's keyed hash and the accounts on file for it) in the chat's FSM data, and the lock table is
+keyed by the same hash.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +23,7 @@ from bot.clock import Clock
 from bot.db.models import Account, Case, ChatProfile, FsmRecord, VerificationLock
 from bot.db.unit_of_work import unit_of
 from bot.db.upsert import insert_for
+from bot.domain.phones import phone_digest
 from bot.services.cases import OPEN
 
 
@@ -25,6 +32,28 @@ class VerificationRules:
     max_attempts: int
     lock_minutes: int
     idle_minutes: int
+    phone_key: bytes
+    """The key of the phones' keyed hashes (`Settings.hash_key`)."""
+
+
+@dataclass(frozen=True)
+class PhoneClaim:
+    """A shared phone as verification remembers it until the birth date comes: never the number."""
+
+    phone_hash: str
+    accounts: tuple[int, ...]
+    """The accounts on file for the phone when it was shared (often none)."""
+
+    def as_data(self) -> dict[str, Any]:
+        return {"phone_hash": self.phone_hash, "accounts": list(self.accounts)}
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> PhoneClaim | None:
+        """The claim kept in FSM data, or None when there is none (or an older version kept another)."""
+        phone_hash, accounts = data.get("phone_hash"), data.get("accounts")
+        if not isinstance(phone_hash, str) or not isinstance(accounts, list):
+            return None
+        return cls(phone_hash, tuple(int(pk) for pk in accounts))
 
 
 class Outcome(enum.Enum):
@@ -103,31 +132,37 @@ class VerificationService:
             account = None
         return ChatSession(profile=profile, account=account, expired=expired, open_case=open_case)
 
-    async def locked_until(self, phone: str) -> datetime | None:
-        lock = await self.session.get(VerificationLock, phone)
+    async def claim_phone(self, phone: str) -> PhoneClaim:
+        """What the contact step leaves for the birth-date step, for a phone in E.164."""
+        accounts = await self.session.scalars(select(Account.id).where(Account.phone == phone).order_by(Account.id))
+        return PhoneClaim(phone_digest(phone, self.rules.phone_key), tuple(accounts))
+
+    async def locked_until(self, claim: PhoneClaim) -> datetime | None:
+        lock = await self.session.get(VerificationLock, claim.phone_hash)
         if lock and lock.locked_until and lock.locked_until > self.clock.now():
             return lock.locked_until
         return None
 
-    async def verify(self, profile: ChatProfile, phone: str, birth_date: date) -> VerificationResult:
+    async def verify(self, profile: ChatProfile, claim: PhoneClaim, birth_date: date) -> VerificationResult:
         now = self.clock.now()
         insert = insert_for(self.session)
         await self.session.execute(
             insert(VerificationLock)
-            .values(phone=phone, failures=0, updated_at=now)
-            .on_conflict_do_nothing(index_elements=["phone"])
+            .values(phone_hash=claim.phone_hash, failures=0, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["phone_hash"])
         )
-        lock = await self.session.get(VerificationLock, phone, with_for_update=True, populate_existing=True)
+        lock = await self.session.get(VerificationLock, claim.phone_hash, with_for_update=True, populate_existing=True)
         assert lock is not None
         if lock.locked_until and lock.locked_until > now:
             return VerificationResult(Outcome.LOCKED, locked_until=lock.locked_until)
 
-        account = await self.session.scalar(
+        matches = await self.session.scalars(
             select(Account)
-            .where(Account.phone == phone, Account.birth_date == birth_date)
+            .where(Account.id.in_(claim.accounts), Account.birth_date == birth_date)
             .order_by(Account.days_past_due.desc(), Account.id)
-            .limit(1)
         )
+        # An account whose phone changed (a new import) since the contact was shared no longer counts.
+        account = next((match for match in matches if phone_digest(match.phone, self.rules.phone_key) == claim.phone_hash), None)
         lock.updated_at = now
         if account is not None:
             lock.failures = 0
