@@ -193,6 +193,11 @@ async def not_for_you(query: CallbackQuery) -> None:
     """A button of the desk pressed by someone who is not an agent: answered, nothing done."""
 
 
+async def stale_button(query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
+    """An agent's press whose data no handler takes (an old or forged button): answered, nothing done."""
+    callback_answer.text = _("This button is no longer active.")
+
+
 async def tell_cardholder(
     bot: Bot, desk: Desk, case: Case, text: str, markup: InlineKeyboardMarkup | None = None
 ) -> bool:
@@ -213,6 +218,7 @@ def create_router(agent_chat_id: int | None) -> Router:
     router.callback_query.register(claim, CaseAction.filter(F.action == "claim"))
     router.callback_query.register(resolve_button, CaseAction.filter(F.action == "resolve"))
     router.callback_query.register(proposal_decision, ProposalAction.filter())
+    router.callback_query.register(stale_button)
     router.message.register(queue, Command("queue"))
     router.message.register(note, Command("note"), InCaseTopic())
     router.message.register(offer, Command("offer"), InCaseTopic())

@@ -187,3 +187,61 @@ async def test_a_promise_day_far_away_gets_the_allowed_window(bank_with_desk: Bo
     async with bank.session_factory() as session:
         assert await session.scalar(select(func.count()).select_from(Case)) == 0, "no agent is asked"
     no_apology(bank, cardholder.chat_id)
+
+
+# -- callback data is input from the client ----------------------------------------------------------
+
+HUGE = "9" * 20
+FORGED_CARDHOLDER_DATA = [
+    f"offer:view:{HUGE}", f"offer:accept:{HUGE}", "offer:accept:-1", "offer:view:0", "offer:view:abc", "offer:view:1:2",
+    "offer:view:", "offers:view:1", f"ptp:{HUGE}", "ptp:-3", "ptp:100000", f"rate:{HUGE}:5", f"rate:1:{HUGE}",
+    "rate:1:0", "plans:nonsense", "lang:xx", "person:1", "faq:no-such-entry", "faqok:x:maybe", ":", "",
+]
+FORGED_DESK_DATA = [f"case:claim:{HUGE}", f"case:resolve:{HUGE}", "case:claim:-1", "case:claim:x", f"prop:approve:{HUGE}", "prop:approve:-5", "case"]
+
+
+@pytest.fixture(params=["database_url", "postgres_url"], ids=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture
+async def any_bank(fake: FakeTelegram, url: str) -> AsyncIterator[BotHarness]:
+    harness = await start_bank(fake, url, with_desk=True)
+    yield harness
+    await harness.stop()
+
+
+async def test_forged_buttons_of_a_cardholder_get_a_specific_answer(any_bank: BotHarness) -> None:
+    bank = any_bank
+    cardholder = await signed_in(bank, "USD")
+    await cardholder.send("/plans")
+    await cardholder.press("Promise to pay")
+    for data in FORGED_CARDHOLDER_DATA:
+        before = len(cardholder.messages)
+        query = bank.fake.user_presses(cardholder.user_id, cardholder.last.message_id, data, forged=True)
+        await cardholder.wait_quiet()
+        answer = bank.fake.callback_answer(query)
+        assert answer is not None and answer.get("text") == "This button is no longer active.", (data, answer)
+        shown = cardholder.messages[before:]
+        assert shown and "Choose what you would like to do below." in shown[-1].text, (data, shown)
+    no_apology(bank, cardholder.chat_id)
+    assert await promises(bank) == []
+
+
+async def test_forged_buttons_in_the_desk_get_a_specific_answer(any_bank: BotHarness) -> None:
+    bank = any_bank
+    cardholder = await signed_in(bank, "USD")
+    await cardholder.send("/agent")
+    async with bank.session_factory() as session:
+        case = await session.scalar(select(Case))
+    assert case is not None
+    for data in FORGED_DESK_DATA:
+        query = bank.fake.member_presses(DESK, AGENT, case.card_message_id, data, forged=True)
+        await cardholder.wait_quiet()
+        answer = bank.fake.callback_answer(query)
+        assert answer is not None and answer.get("text") == "This button is no longer active.", (data, answer)
+    async with bank.session_factory() as session:
+        case = await session.scalar(select(Case))
+    assert case is not None and case.status == "waiting"
+    no_apology(bank, cardholder.chat_id, DESK)
