@@ -197,7 +197,10 @@ FORGED_CARDHOLDER_DATA = [
     "offer:view:", "offers:view:1", f"ptp:{HUGE}", "ptp:-3", "ptp:100000", f"rate:{HUGE}:5", f"rate:1:{HUGE}",
     "rate:1:0", "plans:nonsense", "lang:xx", "person:1", "faq:no-such-entry", "faqok:x:maybe", ":", "",
 ]
-FORGED_DESK_DATA = [f"case:claim:{HUGE}", f"case:resolve:{HUGE}", "case:claim:-1", "case:claim:x", f"prop:approve:{HUGE}", "prop:approve:-5", "case"]
+FORGED_DESK_DATA = [
+    f"case:claim:{HUGE}", f"case:resolve:{HUGE}", "case:claim:-1", "case:claim:x", "case:resolve:2", f"prop:approve:{HUGE}",
+    "prop:approve:-5", "prop:accept:1", "case",
+]
 
 
 @pytest.fixture(params=["database_url", "postgres_url"], ids=["sqlite", "postgresql"])
