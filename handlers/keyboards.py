@@ -14,7 +14,8 @@ from pydantic import Field
 from bot.domain.calculator import MAX_PROMISE_DAYS
 from bot.i18n import LANGUAGE_NAMES
 
-RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
 """A row's id as the database holds it (INTEGER: int4 on PostgreSQL).
 
 Callback data comes from the client. A value out of range (a 20-digit or negative id) makes the
