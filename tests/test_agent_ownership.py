@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import ManualClock
 
 from bot.db.models import Case, CaseEvent, Offer, Relay
 from bot.services.arrangements import NEEDS_APPROVAL
@@ -123,3 +126,18 @@ def test_the_rule(status: str, owner: int | None, refused: str | None) -> None:
     with pytest.raises(NotCaseOwner) as error:
         CaseService.ensure_owner(case, OWNER)
     assert error.value.case is case and error.value.case.status == refused
+
+
+async def test_the_service_refuses_notes_and_resolution_by_another_agent(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    async with session_factory() as session, session.begin():
+        cases = CaseService(session, ManualClock())
+        case = (await cases.open(1001, None, "person", "en")).case
+        assert (await cases.claim(case.id, OWNER)).won
+        for act in (lambda: cases.note(case, OTHER, "mine now"), lambda: cases.resolve(case, OTHER, "done")):
+            with pytest.raises(NotCaseOwner):
+                await act()
+        assert case.status == "claimed" and case.outcome is None
+        await cases.note(case, OWNER, "checked")
+    async with session_factory() as session:
+        kinds = [event.kind for event in await CaseService(session, ManualClock()).transcript(case.id)]
+    assert kinds == ["trigger", "claim", "note"]
