@@ -13,7 +13,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime, format_timedelta
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, get_currency_name
 
 
 def when(moment: datetime, locale: str, zone: str) -> str:
@@ -35,6 +35,11 @@ def duration(delta: timedelta, locale: str) -> str:
 def money(amount: Decimal, currency: str, locale: str) -> str:
     """`¥12,345.60`, `12 345,60 ₽`, `$1,234.00`: the account's currency in the reader's locale."""
     return format_currency(amount, currency, locale=locale, currency_digits=True)
+
+
+def currency_name(currency: str, locale: str) -> str:
+    """`US Dollar`, `японская иена`, `日元`."""
+    return get_currency_name(currency, locale=locale)
 
 
 @lru_cache(maxsize=4096)

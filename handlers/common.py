@@ -58,8 +58,12 @@ async def language_chosen(
     i18n: I18n,
     callback_answer: CallbackAnswer,
 ) -> None:
-    if callback_data.locale not in LANGUAGE_NAMES or not isinstance(query.message, Message):
+    if not isinstance(query.message, Message):
         callback_answer.text = _("This button is no longer active.")
+        return
+    if callback_data.locale not in LANGUAGE_NAMES:
+        callback_answer.text = _("This button is no longer active.")
+        await show_current_step(query.message, state, ctx.account)
         return
     assert ctx.profile is not None
     await ctx.verification.set_locale(ctx.profile, callback_data.locale)

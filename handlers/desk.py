@@ -1,15 +1,24 @@
-"""The agents' group: claim and resolve cases, talk to the cardholder, notes, offers, the queue."""
+"""The agents' group: claim and resolve cases, talk to the cardholder, notes, offers, the queue.
+
+Every action on a case but claiming it is flagged `owner_only`: `owner_only` (the router's inner
+middleware) lets it run only for the agent who claimed the case (`CaseService.ensure_owner`) and
+answers anyone else in the desk, so nothing changes and nothing reaches the cardholder.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from html import escape
+from typing import Any
 
 import logging
 from decimal import Decimal, InvalidOperation
 
 from aiogram import Bot, F, Router
+from aiogram.dispatcher.flags import get_flag
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.filters import Command, CommandObject, Filter
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject, User
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
@@ -20,7 +29,7 @@ from bot.desk import Desk
 from bot.domain.errors import DomainError
 from bot.formatting import duration, money, percent
 from bot.services.arrangements import OfferUnavailable, Proposal
-from bot.services.cases import CaseService
+from bot.services.cases import CaseService, NotCaseOwner
 from handlers.handoff import rating_keyboard, resolve_keyboard
 from handlers.keyboards import CaseAction, ProposalAction
 from handlers.plans import proposal_keyboard, proposal_text
@@ -37,13 +46,50 @@ class InDesk(Filter):
 
 
 class InCaseTopic(Filter):
-    """A message in a case's topic: gives the handler its `case`."""
+    """A message in a case's topic, or a button on one: gives the handler its `case`.
 
-    async def __call__(self, message: Message, ctx: UpdateContext) -> bool | dict[str, Case]:
-        if not message.is_topic_message or message.message_thread_id is None:
+    A button whose data names a case (`case_id`) must be in that case's topic.
+    """
+
+    async def __call__(
+        self, event: Message | CallbackQuery, ctx: UpdateContext, callback_data: CallbackData | None = None
+    ) -> bool | dict[str, Case]:
+        message = event.message if isinstance(event, CallbackQuery) else event
+        if not isinstance(message, Message) or not message.is_topic_message or message.message_thread_id is None:
             return False
         case = await ctx.cases.by_topic(message.message_thread_id)
-        return {"case": case} if case is not None else False
+        if case is None or getattr(callback_data, "case_id", case.id) != case.id:
+            return False
+        return {"case": case}
+
+
+async def owner_only(
+    handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]], event: TelegramObject, data: dict[str, Any]
+) -> Any:
+    """Runs a handler flagged `owner_only` only for the agent who claimed its `case`; answers others."""
+    if not get_flag(data, "owner_only"):
+        return await handler(event, data)
+    ctx: UpdateContext = data["ctx"]
+    user: User = data["event_from_user"]
+    try:
+        ctx.cases.ensure_owner(data["case"], user.id)
+    except NotCaseOwner as refused:
+        text = not_owner_text(refused)
+        if isinstance(event, CallbackQuery):
+            data["callback_answer"].text = text
+        elif isinstance(event, Message):
+            await event.reply(text)
+        return None
+    return await handler(event, data)
+
+
+def not_owner_text(refused: NotCaseOwner) -> str:
+    case = refused.case
+    if case.status == "resolved":
+        return _("This case is resolved.")
+    if case.status == "claimed":
+        return _("This case is handled by agent {agent}: only they can act on it.").format(agent=case.agent_id)
+    return _("Claim the case first: only the agent who claimed it can act on it.")
 
 
 async def claim(
@@ -60,27 +106,17 @@ async def claim(
     await tell_cardholder(bot, desk, case, _("A person from the bank has joined this chat. Please go ahead."))
 
 
-async def resolve_button(
-    query: CallbackQuery, callback_data: CaseAction, ctx: UpdateContext, desk: Desk, bot: Bot, callback_answer: CallbackAnswer
-) -> None:
-    case = await ctx.cases.get(callback_data.case_id)
-    if case is None or case.status != "claimed" or case.agent_id != query.from_user.id:
-        callback_answer.text = _("Only the agent who claimed the case can resolve it.")
-        return
+async def resolve_button(query: CallbackQuery, case: Case, ctx: UpdateContext, desk: Desk, bot: Bot) -> None:
     await resolve(case, query.from_user.id, _("resolved"), ctx.cases, desk, bot)
 
 
 async def resolve_command(message: Message, command: CommandObject, case: Case, ctx: UpdateContext, desk: Desk, bot: Bot) -> None:
     assert message.from_user is not None
-    if case.status != "claimed" or case.agent_id != message.from_user.id:
-        await message.reply(_("Only the agent who claimed the case can resolve it."))
-        return
     await resolve(case, message.from_user.id, command.args or _("resolved"), ctx.cases, desk, bot)
 
 
 async def resolve(case: Case, agent_id: int, outcome: str, cases: CaseService, desk: Desk, bot: Bot) -> None:
-    if not await cases.resolve(case, agent_id, outcome):
-        return
+    await cases.resolve(case, agent_id, outcome)
     await desk.post(case, _("Resolved: {outcome}. The cardholder is back with the bot.").format(outcome=escape(outcome)))
     try:
         await bot.close_forum_topic(desk.chat_id, case.topic_id)
@@ -93,13 +129,6 @@ async def resolve(case: Case, agent_id: int, outcome: str, cases: CaseService, d
 
 
 async def agent_wrote(message: Message, case: Case, ctx: UpdateContext, desk: Desk) -> None:
-    assert message.from_user is not None
-    if case.status == "resolved":
-        await message.reply(_("This case is resolved."))
-        return
-    if case.status != "claimed" or case.agent_id != message.from_user.id:
-        await message.reply(_("Claim the case first: only the agent who claimed it talks to the cardholder."))
-        return
     delivery = await desk.relay(ctx.cases, case, "to_cardholder", message.chat.id, message.message_id, message.text or message.caption or f"[{message.content_type}]")
     if delivery.status == "blocked":
         await message.reply(_("Not delivered: the cardholder has blocked the bot."))
@@ -115,9 +144,6 @@ async def note(message: Message, command: CommandObject, case: Case, ctx: Update
 
 async def offer(message: Message, command: CommandObject, case: Case, ctx: UpdateContext, desk: Desk, bot: Bot) -> None:
     assert message.from_user is not None
-    if case.status != "claimed" or case.agent_id != message.from_user.id:
-        await message.reply(_("Claim the case first: only the agent who claimed it talks to the cardholder."))
-        return
     account = await ctx.db.get(Account, case.account_pk) if case.account_pk else None
     if account is None:
         await message.reply(_("No offer is possible: the person is not verified."))
@@ -150,15 +176,13 @@ async def send_offer(case: Case, proposal: Proposal, bot: Bot, desk: Desk, reply
 
 
 async def proposal_decision(
-    query: CallbackQuery, callback_data: ProposalAction, ctx: UpdateContext, desk: Desk, bot: Bot, callback_answer: CallbackAnswer
+    query: CallbackQuery, callback_data: ProposalAction, case: Case, ctx: UpdateContext, desk: Desk, bot: Bot, callback_answer: CallbackAnswer
 ) -> None:
     assert isinstance(query.message, Message)
-    case = await ctx.cases.by_topic(query.message.message_thread_id or 0)
-    if case is None or case.status == "resolved" or case.account_pk is None:
-        callback_answer.text = _("This case is resolved.")
+    account = await ctx.db.get(Account, case.account_pk) if case.account_pk else None
+    if account is None:  # proposals are made for verified accounts only: this data was not a button's
+        callback_answer.text = _("This button is no longer active.")
         return
-    account = await ctx.db.get(Account, case.account_pk)
-    assert account is not None
     await ctx.cases.record(case, f"agent:{query.from_user.id}", "decision", f"{callback_data.action} offer {callback_data.offer_id}")
     await query.message.edit_reply_markup(reply_markup=None)
     if callback_data.action == "approve":
@@ -193,6 +217,11 @@ async def not_for_you(query: CallbackQuery) -> None:
     """A button of the desk pressed by someone who is not an agent: answered, nothing done."""
 
 
+async def stale_button(query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
+    """An agent's press whose data no handler takes (an old or forged button): answered, nothing done."""
+    callback_answer.text = _("This button is no longer active.")
+
+
 async def tell_cardholder(
     bot: Bot, desk: Desk, case: Case, text: str, markup: InlineKeyboardMarkup | None = None
 ) -> bool:
@@ -210,12 +239,18 @@ def create_router(agent_chat_id: int | None) -> Router:
     router.callback_query.filter(F.message.chat.id == agent_chat_id)
     router.callback_query.register(not_for_you, ~InDesk())
     router.message.filter(InDesk())
+    router.message.middleware(owner_only)
+    router.callback_query.middleware(owner_only)
+    owner = {"owner_only": True}
     router.callback_query.register(claim, CaseAction.filter(F.action == "claim"))
-    router.callback_query.register(resolve_button, CaseAction.filter(F.action == "resolve"))
-    router.callback_query.register(proposal_decision, ProposalAction.filter())
+    router.callback_query.register(resolve_button, CaseAction.filter(F.action == "resolve"), InCaseTopic(), flags=owner)
+    router.callback_query.register(
+        proposal_decision, ProposalAction.filter(F.action.in_({"approve", "change", "decline"})), InCaseTopic(), flags=owner
+    )
+    router.callback_query.register(stale_button)
     router.message.register(queue, Command("queue"))
-    router.message.register(note, Command("note"), InCaseTopic())
-    router.message.register(offer, Command("offer"), InCaseTopic())
-    router.message.register(resolve_command, Command("resolve"), InCaseTopic())
-    router.message.register(agent_wrote, InCaseTopic(), ~F.text.startswith("/"))
+    router.message.register(note, Command("note"), InCaseTopic(), flags=owner)
+    router.message.register(offer, Command("offer"), InCaseTopic(), flags=owner)
+    router.message.register(resolve_command, Command("resolve"), InCaseTopic(), flags=owner)
+    router.message.register(agent_wrote, InCaseTopic(), ~F.text.startswith("/"), flags=owner)
     return router

@@ -47,8 +47,11 @@ async def not_text(message: Message, state: FSMContext, ctx: UpdateContext) -> N
     )
 
 
-async def stale_button(query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
+async def stale_button(query: CallbackQuery, state: FSMContext, ctx: UpdateContext, callback_answer: CallbackAnswer) -> None:
+    """An old button, or data no button of the bot carries: said so, and the way forward shown."""
     callback_answer.text = _("This button is no longer active.")
+    if isinstance(query.message, Message):
+        await show_current_step(query.message, state, ctx.account)
 
 
 def create_router() -> Router:

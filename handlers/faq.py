@@ -151,6 +151,8 @@ async def topic_chosen(
     entry = knowledge_base(reader_locale()).get(callback_data.entry)
     if entry is None or not isinstance(query.message, Message):
         callback_answer.text = _("This button is no longer active.")
+        if isinstance(query.message, Message):
+            await show_current_step(query.message, state, ctx.account)
         return
     record_topic(ctx.audit, query.message.chat.id, reader_locale(), entry.id)
     await answer_entry(query.message, entry, ctx.account, state, ctx.arrangements, policy, settings)

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 from aiogram.utils.keyboard import InlineKeyboardBuilder, KeyboardButton, ReplyKeyboardBuilder
+from pydantic import Field
 
+from bot.domain.calculator import MAX_PROMISE_DAYS
 from bot.i18n import LANGUAGE_NAMES
+
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
+"""A row's id as the database holds it (INTEGER: int4 on PostgreSQL).
+
+Callback data comes from the client. A value out of range (a 20-digit or negative id) makes the
+data fail to parse, so no handler's filter matches it and it never reaches SQL; the catch-all
+handlers answer it as a button that is no longer active.
+"""
 
 
 class LanguageChoice(CallbackData, prefix="lang"):
@@ -23,7 +36,7 @@ class OfferAction(CallbackData, prefix="offer"):
     """A button on an offer: only the id travels; the server reloads and checks the offer."""
 
     action: str  # "view", "accept" or "replace"
-    offer_id: int
+    offer_id: RowId
 
 
 class PlanMenuAction(CallbackData, prefix="plans"):
@@ -31,7 +44,7 @@ class PlanMenuAction(CallbackData, prefix="plans"):
 
 
 class PromiseDay(CallbackData, prefix="ptp"):
-    days: int  # from today
+    days: Annotated[int, Field(ge=1, le=MAX_PROMISE_DAYS)]  # from today
 
 
 class PromiseAmount(CallbackData, prefix="ptpa"):
@@ -40,19 +53,19 @@ class PromiseAmount(CallbackData, prefix="ptpa"):
 
 class CaseAction(CallbackData, prefix="case"):
     action: str  # "claim" or "resolve"
-    case_id: int
+    case_id: RowId
 
 
 class ProposalAction(CallbackData, prefix="prop"):
     """An agent's answer to a request outside self-service policy."""
 
     action: str  # "approve", "change" or "decline"
-    offer_id: int
+    offer_id: RowId
 
 
 class RateCase(CallbackData, prefix="rate"):
-    case_id: int
-    score: int
+    case_id: RowId
+    score: Annotated[int, Field(ge=1, le=5)]
 
 
 SHARE_PHONE = __("📱 Share my phone number")

@@ -22,13 +22,13 @@ from bot.context import UpdateContext
 from bot.courier import markup_json, send_message
 from bot.services.outbox import Outbox
 from bot.db.models import Account
-from bot.domain.amounts import InvalidAmount, monthly_budget, parse_amount
+from bot.domain.amounts import AmountTooLong, InvalidAmount, TooManyDecimals, in_currency, monthly_budget, parse_amount
 from bot.desk import Desk
 from bot.domain.calculator import OfferReason, PromiseReason
 from bot.domain.dates import parse_date
 from bot.domain.errors import InvalidDate
 from bot.domain.policy import Policy
-from bot.formatting import day, money, percent
+from bot.formatting import currency_name, day, money, percent
 from bot.services.arrangements import (
     Accepted,
     ArrangementService,
@@ -361,16 +361,33 @@ async def ask_budget(query: CallbackQuery, state: FSMContext, settling: Settling
     )
 
 
-async def read_amount(message: Message, account: Account, example: Decimal) -> Decimal | None:
-    """The amount the cardholder typed, or None after asking again politely."""
-    try:
-        return parse_amount(message.text or "", reader_locale())
-    except InvalidAmount:
-        await message.answer(
-            _("I couldn't read that as an amount. Please type a number, for example {example}.").format(
-                example=cash(example, account.currency)
+def amount_refusal(error: InvalidAmount, currency: str, example: Decimal) -> str:
+    """Why a typed amount is not taken, and how to type it in the account's currency."""
+    if isinstance(error, TooManyDecimals):
+        nearest = cash(error.nearest if error.nearest > 0 else example, currency)
+        name = currency_name(currency, reader_locale())
+        if error.decimals == 0:
+            return _("The currency of your account, {currency}, has no decimals: please type a whole number, for example {example}.").format(
+                currency=name, example=nearest
             )
+        return _("The currency of your account, {currency}, has at most {decimals} decimals: please type an amount such as {example}.").format(
+            currency=name, decimals=error.decimals, example=nearest
         )
+    if isinstance(error, AmountTooLong):
+        return _("That number is too long for an amount. Please type a number, for example {example}.").format(
+            example=cash(example, currency)
+        )
+    return _("I couldn't read that as an amount. Please type a number, for example {example}.").format(
+        example=cash(example, currency)
+    )
+
+
+async def read_amount(message: Message, account: Account, example: Decimal) -> Decimal | None:
+    """The amount the cardholder typed, in the account's currency, or None after asking again politely."""
+    try:
+        return parse_amount(message.text or "", reader_locale(), account.currency)
+    except InvalidAmount as error:
+        await message.answer(amount_refusal(error, account.currency, example))
         return None
 
 
@@ -383,19 +400,25 @@ async def budget_typed(message: Message, state: FSMContext, settling: Settling) 
 
 
 class SaysMonthlyBudget(Filter):
-    """Free text such as "I can pay 1,500 a month": gives the handler `per_month`."""
+    """Free text such as "I can pay 1,500 a month": gives the handler `said`, the number in it."""
 
     async def __call__(self, message: Message) -> bool | dict[str, Decimal]:
-        per_month = monthly_budget(message.text or "", reader_locale())
-        return {"per_month": per_month} if per_month is not None else False
+        said = monthly_budget(message.text or "", reader_locale())
+        return {"said": said} if said is not None else False
+
+
+async def budget_said(message: Message, said: Decimal, settling: Settling) -> None:
+    """Free text such as "I can pay 1,500 a month", once the amount is one the account's currency holds."""
+    try:
+        per_month = in_currency(said, settling.account.currency)
+    except InvalidAmount as error:
+        await message.answer(amount_refusal(error, settling.account.currency, Decimal(1500)))
+        return
+    await answer_budget(message, per_month, settling)
 
 
 async def answer_budget(message: Message, per_month: Decimal, settling: Settling) -> None:
-    """The shortest plan that fits what the cardholder can pay, or a counter-offer and a person.
-
-    Also the handler for free text such as "I can pay 1,500 a month" (`SaysMonthlyBudget` gives
-    `per_month`).
-    """
+    """The shortest plan that fits what the cardholder can pay, or a counter-offer and a person."""
     account, arrangements = settling.account, settling.arrangements
     answer = await arrangements.for_budget(account, per_month, message.chat.id)
     if answer.proposal is not None:
@@ -469,41 +492,50 @@ async def ask_promise_date(query: CallbackQuery, state: FSMContext, settling: Se
     assert isinstance(query.message, Message)
     arrangements, policy = settling.arrangements, settling.policy
     await state.set_state(PromiseToPay.choosing_date)
+    await query.message.answer(
+        _("When will you pay? Choose a day, or type a date up to {latest}.").format(
+            latest=day(arrangements.today() + timedelta(days=policy.promise_max_days), reader_locale())
+        ),
+        reply_markup=promise_day_keyboard(arrangements, policy),
+    )
+
+
+def promise_day_keyboard(arrangements: ArrangementService, policy: Policy) -> InlineKeyboardMarkup:
     locale = reader_locale()
     builder = InlineKeyboardBuilder()
     for days in range(1, min(PROMISE_DAY_BUTTONS, policy.promise_max_days) + 1):
         builder.button(text=day(arrangements.today() + timedelta(days=days), locale), callback_data=PromiseDay(days=days))
     builder.adjust(2)
-    await query.message.answer(
-        _("When will you pay? Choose a day, or type a date up to {latest}.").format(
-            latest=day(arrangements.today() + timedelta(days=policy.promise_max_days), locale)
-        ),
-        reply_markup=builder.as_markup(),
-    )
+    return builder.as_markup()
 
 
 async def promise_day_chosen(query: CallbackQuery, callback_data: PromiseDay, state: FSMContext, settling: Settling) -> None:
     assert isinstance(query.message, Message)
     promised = settling.arrangements.today() + timedelta(days=callback_data.days)
-    await promise_date(query.message, state, settling.account, settling.arrangements, promised, desk=None)
+    await promise_date(query.message, state, settling, promised, desk=None)
 
 
 async def promise_date_typed(message: Message, state: FSMContext, settling: Settling) -> None:
-    account, arrangements, desk = settling.account, settling.arrangements, settling.desk
+    arrangements = settling.arrangements
     try:
         promised = parse_date(message.text or "", reader_locale())
     except InvalidDate:
         await message.answer(_("I couldn't read that as a date. Please choose a day above or type a date such as {example}.").format(example=day(arrangements.today() + timedelta(days=3), reader_locale())))
         return
-    await promise_date(message, state, account, arrangements, promised, desk)
+    await promise_date(message, state, settling, promised, settling.desk)
 
 
-async def promise_date(
-    message: Message, state: FSMContext, account: Account, arrangements: ArrangementService, promised: date, desk: Desk | None
-) -> None:
+async def promise_date(message: Message, state: FSMContext, settling: Settling, promised: date, desk: Desk | None) -> None:
+    account, arrangements = settling.account, settling.arrangements
     check = arrangements.check_promise(promised)
     locale = reader_locale()
     later = check.reason is PromiseReason.TOO_FAR and desk is not None
+    if check.reason is PromiseReason.OUT_OF_REACH:
+        await message.answer(
+            _("That is too far ahead. Please choose a day below or type a date from today to {latest}.").format(latest=day(check.latest, locale)),
+            reply_markup=promise_day_keyboard(arrangements, settling.policy),
+        )
+        return
     if later:
         await message.answer(
             _("That is later than I can agree on my own, so a person at the bank will need to approve it.")
@@ -601,7 +633,7 @@ def create_router() -> Router:
     router.callback_query.register(ask_budget, PlanMenuAction.filter(F.action == "budget"))
     router.callback_query.register(ask_waiver, PlanMenuAction.filter(F.action == "waiver"))
     router.message.register(budget_typed, Negotiation.typing_monthly_amount, F.text)
-    router.message.register(answer_budget, StateFilter(None), F.text, SaysMonthlyBudget())
+    router.message.register(budget_said, StateFilter(None), F.text, SaysMonthlyBudget())
     router.callback_query.register(ask_promise_date, PlanMenuAction.filter(F.action == "promise"))
     router.callback_query.register(promise_day_chosen, PromiseDay.filter(), PromiseToPay.choosing_date)
     router.message.register(promise_date_typed, PromiseToPay.choosing_date, F.text)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.domain.amounts import InvalidAmount, monthly_budget, parse_amount
+from bot.domain.amounts import AmountTooLong, InvalidAmount, TooManyDecimals, in_currency, monthly_budget, parse_amount
 
 
 @pytest.mark.parametrize(
@@ -47,3 +47,34 @@ def test_junk_is_not_an_amount(text: str) -> None:
 )
 def test_the_amount_in_a_monthly_offer(text: str, locale: str, amount: Decimal | None) -> None:
     assert monthly_budget(text, locale) == amount
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "amount"),
+    [("8000", "JPY", "8000"), ("8000.00", "JPY", "8000"), ("35.5", "USD", "35.50"), ("1 500", "USD", "1500.00"), ("1.234", "KWD", "1.234")],
+)
+def test_an_amount_for_a_currency_is_in_its_minor_unit(text: str, currency: str, amount: str) -> None:
+    parsed = parse_amount(text, "ru" if " " in text else "en", currency)
+    assert str(parsed) == amount
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "decimals", "nearest"),
+    [("8000.5", "JPY", 0, "8000"), ("35.005", "USD", 2, "35.00"), ("100.123456789", "USD", 2, "100.12"), ("0.001", "CNY", 2, "0.00")],
+)
+def test_more_decimals_than_the_currency_has_are_refused(text: str, currency: str, decimals: int, nearest: str) -> None:
+    with pytest.raises(TooManyDecimals) as refused:
+        parse_amount(text, "en", currency)
+    assert refused.value.decimals == decimals and str(refused.value.nearest) == nearest
+    with pytest.raises(TooManyDecimals):
+        in_currency(Decimal(text), currency)
+
+
+@pytest.mark.parametrize("text", ["1" * 16, "123456789.123456789", "1.000000000000000000000", "9" * 40, "1" + " " * 300 + "1"])
+def test_more_digits_than_an_amount_has_are_refused(text: str) -> None:
+    with pytest.raises(AmountTooLong):
+        parse_amount(text, "en", "USD")
+
+
+def test_fifteen_digits_and_leading_zeros_are_read() -> None:
+    assert parse_amount("0001234567890.12", "en", "USD") == Decimal("1234567890.12")

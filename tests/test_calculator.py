@@ -344,5 +344,10 @@ def test_promise_dates(policy):
     assert not late.allowed and late.reason is PromiseReason.TOO_FAR
     past = check_promise_date(date(2026, 11, 30), today, policy)
     assert not past.allowed and past.reason is PromiseReason.IN_THE_PAST
+    for far in (date(2027, 3, 2), date(2999, 12, 31), date.max):
+        out_of_reach = check_promise_date(far, today, policy)
+        assert not out_of_reach.allowed and out_of_reach.reason is PromiseReason.OUT_OF_REACH
+        assert out_of_reach.latest == date(2026, 12, 15)
+    assert check_promise_date(date(2027, 3, 1), today, policy).reason is PromiseReason.TOO_FAR, "90 days on, an agent may approve it"
     with pytest.raises(CalculationError, match="promised date must be a date"):
         check_promise_date("tomorrow", today, policy)

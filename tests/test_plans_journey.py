@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -200,9 +201,11 @@ async def test_junk_amounts_get_a_polite_answer(bank: BotHarness) -> None:
     cardholder = await signed_in(bank, "en")
     await cardholder.send("/plans")
     await cardholder.press("💬")
-    for junk in ("lots", "-5", "0", "1,50,0", "9" * 40):
+    for junk in ("lots", "-5", "0", "1,50,0"):
         answer = await cardholder.send(junk)
         assert "couldn't read that as an amount" in answer[-1].text
+    answer = await cardholder.send("9" * 40)
+    assert "That number is too long for an amount" in answer[-1].text
     fits = await cardholder.send("600")
     assert any(label.startswith("✅") for label in fits[-1].labels)
 
@@ -212,8 +215,10 @@ async def test_promise_to_pay(bank: BotHarness) -> None:
     await cardholder.send("/plans")
     dates = await cardholder.press("Promise to pay")
     assert len(dates[-1].labels) == 7
-    too_far = await cardholder.send("2030-01-01")
-    assert "Please choose a date from today to" in too_far[-1].text
+    too_far = await cardholder.send((bank.clock.now().date() + timedelta(days=20)).isoformat())
+    assert "Please choose a date from today to" in too_far[-1].text and "talk to a person" in too_far[-1].text
+    out_of_reach = await cardholder.send("2030-01-01")
+    assert "That is too far ahead. Please choose a day below" in out_of_reach[-1].text
     amounts = await cardholder.press_on(dates[-1], dates[-1].labels[2])
     low = await cardholder.send("10")
     assert "Please choose an amount from $260.00" in low[-1].text

@@ -11,7 +11,7 @@ from bot.domain.calculator import amortizing_plan
 from bot.i18n import create_i18n
 from bot.services.arrangements import OfferKind, Proposal
 from bot.settings import SUPPORTED_LOCALES
-from handlers.keyboards import OfferAction
+from handlers.keyboards import MAX_ROW_ID, OfferAction
 from handlers.plans import proposal_text
 
 TELEGRAM_TEXT_LIMIT = 4096
@@ -31,4 +31,4 @@ def test_the_longest_schedule_fits_in_one_message(locale: str, currency: str) ->
 
 def test_offer_buttons_fit_telegrams_callback_limit() -> None:
     for action in ("view", "accept", "replace"):
-        assert len(OfferAction(action=action, offer_id=2**63 - 1).pack().encode()) <= 64
+        assert len(OfferAction(action=action, offer_id=MAX_ROW_ID).pack().encode()) <= 64

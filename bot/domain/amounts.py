@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
+from bot.domain.calculator import currency_exponent
 from bot.domain.errors import DomainError
 
 
 class InvalidAmount(DomainError):
     pass
+
+
+class AmountTooLong(InvalidAmount):
+    """More digits than any amount has: refused rather than read."""
+
+
+class TooManyDecimals(InvalidAmount):
+    """More decimals than the currency's minor unit: `nearest` is the amount cut to that unit."""
+
+    def __init__(self, value: Decimal, currency: str, decimals: int) -> None:
+        super().__init__(f"{value} has more decimals than {currency} has ({decimals})")
+        self.currency = currency
+        self.decimals = decimals
+        self.nearest = value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_DOWN)
 
 
 _CURRENCY_WORDS = re.compile(
@@ -19,26 +34,47 @@ _CURRENCY_WORDS = re.compile(
 _SPACES = re.compile(r"[\s\u00a0\u202f\u2009']+")
 _NUMBER = re.compile(r"^\d+(?:[.,]\d+)*$")
 LARGEST = Decimal("1e12")
+MAX_DIGITS = 15
+"""Digits an amount may have, leading zeros aside: `123456789.123456789` is no amount anyone owes."""
 MAX_LENGTH = 200
 """A longer text is not an amount, and is refused before it is read."""
 
 
-def parse_amount(text: str, locale: str) -> Decimal:
-    """Read one amount; the locale decides what `1.500` and `1,500` mean when they are ambiguous."""
+def parse_amount(text: str, locale: str, currency: str | None = None) -> Decimal:
+    """Read one amount; the locale decides what `1.500` and `1,500` mean when they are ambiguous.
+
+    With the account's `currency`, the amount is one that currency can hold (see `in_currency`).
+    """
     cleaned = text.strip()
     if len(cleaned) > MAX_LENGTH:
-        raise InvalidAmount(f"not an amount: {len(cleaned)} characters is longer than any amount")
+        raise AmountTooLong(f"not an amount: {len(cleaned)} characters is longer than any amount")
     cleaned = unicodedata.normalize("NFKC", cleaned).strip()
     cleaned = _CURRENCY_WORDS.sub("", cleaned)
     cleaned = _SPACES.sub("", cleaned)
     if not cleaned or not _NUMBER.match(cleaned):
         raise InvalidAmount(f"not an amount: {text!r}")
+    if len(re.sub(r"\D", "", cleaned).lstrip("0")) > MAX_DIGITS:
+        raise AmountTooLong(f"not an amount: more than {MAX_DIGITS} digits")
     value = _to_decimal(cleaned, decimal_comma=locale == "ru")
     if value <= 0:
         raise InvalidAmount("the amount must be more than zero")
     if value >= LARGEST:
-        raise InvalidAmount("the amount is too large")
-    return value
+        raise AmountTooLong("the amount is too large")
+    return value if currency is None else in_currency(value, currency)
+
+
+def in_currency(value: Decimal, currency: str) -> Decimal:
+    """The amount as the account records and shows it, in the currency's minor unit (Babel's).
+
+    An amount with more decimals than the currency has (JPY 8000.5, USD 35.005) is refused, not
+    rounded: what the cardholder promises or offers is exactly what is recorded and shown, so
+    they are asked to type it in the currency's form. Trailing zeros are no decimals (JPY 8000.00).
+    """
+    decimals = currency_exponent(currency)
+    exact = value.quantize(Decimal(1).scaleb(-decimals))
+    if exact != value:
+        raise TooManyDecimals(value, currency, decimals)
+    return exact
 
 
 def _to_decimal(number: str, decimal_comma: bool) -> Decimal:

@@ -66,6 +66,7 @@ MAX_AMOUNT = Decimal(10) ** 12  # in currency units; anything above is a typing 
 MIN_MINOR_UNITS_PER_MONTH = 100  # a plan repays at least 100 minor units (1.00 CNY, 100 JPY) a month
 MAX_DAILY_RATE = Decimal("0.01")
 MAX_WAITING_DAYS = 3650
+MAX_PROMISE_DAYS = 90  # the longest promise-to-pay delay any policy may allow
 
 _CONTEXT = Context(prec=34, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow])
 _PERCENT = Decimal("0.01")
@@ -708,7 +709,8 @@ def negotiate(
 
 class PromiseReason(enum.Enum):
     IN_THE_PAST = "in_the_past"
-    TOO_FAR = "too_far"  # later than the policy's longest promise-to-pay delay
+    TOO_FAR = "too_far"  # later than the policy's longest promise-to-pay delay: an agent may approve it
+    OUT_OF_REACH = "out_of_reach"  # later than any policy may allow (MAX_PROMISE_DAYS): nobody approves it
 
 
 @dataclass(frozen=True)
@@ -719,13 +721,19 @@ class PromiseCheck:
 
 
 def check_promise_date(promised: date, today: date, policy: Policy) -> PromiseCheck:
-    """Whether a promise to pay on `promised` is allowed: from today to today + the policy's maximum."""
+    """Whether a promise to pay on `promised` is allowed: from today to today + the policy's maximum.
+
+    A date later than `MAX_PROMISE_DAYS`, the most any policy may allow, is out of reach even for an
+    agent (a year such as 2999 is a typing mistake).
+    """
     for value, name in ((promised, "promised date"), (today, "today")):
         if not isinstance(value, date) or hasattr(value, "hour"):
             raise CalculationError(f"{name} must be a date such as 2026-12-01, got {value!r}")
     latest = today + timedelta(days=policy.promise_max_days)
     if promised < today:
         return PromiseCheck(False, PromiseReason.IN_THE_PAST, latest)
+    if promised > today + timedelta(days=MAX_PROMISE_DAYS):
+        return PromiseCheck(False, PromiseReason.OUT_OF_REACH, latest)
     if promised > latest:
         return PromiseCheck(False, PromiseReason.TOO_FAR, latest)
     return PromiseCheck(True, None, latest)

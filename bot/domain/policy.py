@@ -26,6 +26,7 @@ from bot.domain.calculator import (
     MAX_APR,
     MAX_FLAT_MONTHLY_RATE,
     MAX_MONTHS,
+    MAX_PROMISE_DAYS,
     currency_exponent,
     is_known_currency,
 )
@@ -33,7 +34,6 @@ from bot.domain.errors import CalculationError, ProblemsError
 
 CONSEQUENCES = ("credit_bureau", "late_fees", "interest", "card_suspended", "legal_action")
 WAIVER_CONDITIONS = ("pay_in_full", "first_installment")
-MAX_PROMISE_DAYS = 90
 MAX_OFFER_MINUTES = 7 * 24 * 60
 MAX_WAIVER_DAYS = 90
 _SECTIONS = (

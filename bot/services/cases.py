@@ -1,7 +1,8 @@
 """Cases: conversations handed to a person, and everything that happens in them.
 
 One open case per account (or, before verification, per chat): a new trigger joins it. A claim is
-a conditional update, so when two agents press Claim at once exactly one wins.
+a conditional update, so when two agents press Claim at once exactly one wins. Whatever an agent
+does on a case after that is done only by the agent who claimed it (`ensure_owner`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,20 @@ from bot.clock import Clock
 from bot.db.unit_of_work import write_pending_rows
 from bot.db.upsert import insert_for
 from bot.db.models import Account, Arrangement, AuditEvent, Case, CaseEvent, Offer, Relay
+from bot.domain.errors import DomainError
 from bot.domain.masking import mask_text
 
 OPEN = ("waiting", "claimed")
 TRANSCRIPT_TAIL = 10
+
+
+class NotCaseOwner(DomainError):
+    """An agent acted on a case they do not own: waiting for a claim, claimed by another, or resolved."""
+
+    def __init__(self, case: Case, agent_id: int) -> None:
+        super().__init__(f"agent {agent_id} may not act on case {case.id}: {case.status}, agent {case.agent_id}")
+        self.case = case
+        self.agent_id = agent_id
 
 
 @dataclass(frozen=True)
@@ -117,14 +128,19 @@ class CaseService:
             await self.record(case, f"agent:{agent_id}", "claim")
         return Claim(won, case)
 
-    async def resolve(self, case: Case, agent_id: int, outcome: str) -> bool:
-        if case.status == "resolved":
-            return False
+    @staticmethod
+    def ensure_owner(case: Case, agent_id: int) -> Case:
+        """The case, if `agent_id` claimed it and it is still open; otherwise `NotCaseOwner`."""
+        if case.status != "claimed" or case.agent_id != agent_id:
+            raise NotCaseOwner(case, agent_id)
+        return case
+
+    async def resolve(self, case: Case, agent_id: int, outcome: str) -> None:
+        self.ensure_owner(case, agent_id)
         case.status = "resolved"
         case.resolved_at = self.clock.now()
         case.outcome = mask_text(outcome)[:200]
         await self.record(case, f"agent:{agent_id}", "resolve", outcome)
-        return True
 
     async def rate(self, case_id: int, chat_id: int, score: int) -> bool:
         case = await self.session.get(Case, case_id)
@@ -151,6 +167,7 @@ class CaseService:
         self.session.add(CaseEvent(case_id=case.id, at=self.clock.now(), actor=actor, kind=kind, text=mask_text(text)))
 
     async def note(self, case: Case, agent_id: int, text: str) -> None:
+        self.ensure_owner(case, agent_id)
         await self.record(case, f"agent:{agent_id}", "note", text)
 
     async def history(self, case: Case) -> CaseHistory:
