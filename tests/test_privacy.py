@@ -224,7 +224,7 @@ async def test_no_table_and_no_log_line_holds_what_the_cardholder_is(
     assert any("2-feb-1961" in message.text for message in client.messages), "the relay did happen"
 
     # A failure while answering: the error text holds the phone and the birth date, and is logged.
-    bank.fake.fail_next("sendMessage", 500, "no chat for +8613912345678 born 1961-02-02")
+    bank.fake.fail_next("sendMessage", 400, "Bad Request: no chat for +8613912345678 born 1961-02-02")
     apology = await holder(bank).send("/start")
     assert "something went wrong" in apology[-1].text
 
