@@ -69,6 +69,7 @@ class Courier:
         self.every = every
         self.grace = grace
         self.task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def run_once(self) -> int:
         """Complete what is due; returns how many effects were completed."""
@@ -90,20 +91,23 @@ class Courier:
         return done
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.run_once()
             except Exception:  # noqa: BLE001 - the courier must outlive one bad round; it is logged
                 log.exception("completing recorded effects failed")
-            await asyncio.sleep(self.every)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.every)
+            except TimeoutError:
+                pass
 
     async def start(self) -> None:
+        self._stopping.clear()
         self.task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
+        """Lets the round under way finish (a round cut short would leave its connection behind)."""
+        self._stopping.set()
         if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except asyncio.CancelledError:
-                pass
+            await self.task
+            self.task = None
