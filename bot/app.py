@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.courier import Courier
+from bot.polling import ConfirmingDispatcher
 from bot.telegram_retry import RetryTransient
 from bot.db import create_engine, create_schema, create_session_factory
 from bot.db.fsm_storage import SQLAlchemyStorage
@@ -109,8 +111,8 @@ def create_dispatcher(
     updates: UpdatesInFlight,
     desk: Desk | None,
     isolation: BaseEventIsolation,
-) -> Dispatcher:
-    dispatcher = Dispatcher(
+) -> ConfirmingDispatcher:
+    dispatcher = ConfirmingDispatcher(
         storage=SQLAlchemyStorage(session_factory),
         events_isolation=DisabledEventIsolation(),  # the unit-of-work middleware holds the chat's lock
         settings=settings,
@@ -205,7 +207,11 @@ async def create_app(settings: Settings, *, clock: Clock | None = None, token: s
         desk = Desk(bot, settings.agent_chat_id, settings.agent_ids, i18n, settings.default_locale)
     isolation = create_events_isolation(settings)
     dispatcher = create_dispatcher(settings, session_factory, policy, i18n, clock, updates, desk, isolation)
-    courier = Courier(bot, session_factory, clock, policy, desk, open_case_topic)
+    courier = Courier(
+        bot, session_factory, clock, policy, desk, open_case_topic,
+        every=settings.outbox_every_seconds, grace=timedelta(seconds=settings.outbox_grace_seconds),
+    )
+    dispatcher.shutdown.register(dispatcher.drain)
     dispatcher.startup.register(courier.start)
     dispatcher.shutdown.register(courier.stop)
     return App(settings, engine, session_factory, bot, dispatcher, policy, i18n, clock, updates, desk, isolation, courier)

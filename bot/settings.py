@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     telegram_api_url: str = "https://api.telegram.org"
     telegram_timeout: float = Field(default=30.0, gt=0, le=600)
     telegram_attempts: int = Field(default=5, ge=1, le=20)
+    outbox_grace_seconds: float = Field(default=120.0, ge=0, le=86400)
+    outbox_every_seconds: float = Field(default=5.0, gt=0, le=3600)
     database_url: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'data' / 'bot.sqlite3'}"
     default_locale: str = "en"
     agent_chat_id: int | None = None

@@ -210,9 +210,9 @@ async def test_flood_control_and_injected_failures(fake: FakeTelegram, bot: Bot)
 async def test_faults_are_what_a_bot_sees_of_the_real_api_and_nothing_is_carried_out(
     fake: FakeTelegram, kind: str, error: type[Exception]
 ) -> None:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(fake.base_url or ""), timeout=0.5)
+    session = AiohttpSession(api=TelegramAPIServer.from_base(fake.base_url or ""), timeout=2.0)
     client = Bot(TOKEN, session=session)
-    fake.faults = Faults(rate=1.0, kinds=(kind,), timeout_seconds=2.0)
+    fake.faults = Faults(rate=1.0, kinds=(kind,), timeout_seconds=4.0)
     try:
         with pytest.raises(error):
             await client.send_message(ANN, "hello")

@@ -351,3 +351,18 @@ async def test_an_update_delivered_again_after_a_restart_is_not_handled_again(ba
     async with bank.session_factory() as session:
         recorded = (await session.scalars(select(AuditEvent.update_id).where(AuditEvent.update_id == update_id))).all()
     assert recorded == [update_id]
+
+
+async def test_an_update_is_confirmed_to_telegram_only_once_handled(bank: BotHarness) -> None:
+    """Updates being handled when the process dies are delivered again to the next one."""
+    cardholder = bank.cardholder()
+    bank.fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 3", retry_after=3)
+    bank.fake.user_sends_text(cardholder.user_id, "/start")  # its answer waits out the flood control
+    update_id = bank.fake.last_update_id
+    while not bank.fake.was_fetched(update_id):
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(2.5)  # the answer waits; polls meanwhile (each up to 1 s) do not confirm the update
+    later_polls = [call for call in bank.fake.calls if call.method == "getUpdates" and (call.params.get("offset") or 0) >= update_id]
+    assert later_polls and all(call.params["offset"] == update_id for call in later_polls)
+    await cardholder.wait_quiet()
+    assert [message.text.startswith("Hello!") for message in bank.fake.bot_messages(cardholder.user_id)] == [True]

@@ -190,13 +190,13 @@ class CrowdDriver:
         """The (message id, claim button data, topic) of the card naming this account."""
         for stored in self.fake.chat(desk_chat_id).messages.values():
             if stored.from_bot and account_id in (stored.payload.get("text") or ""):
-                found = _button([stored.payload], "case:claim")
+                found = button_of([stored.payload], "case:claim")
                 if found is not None:
                     return found[0], found[1], stored.payload.get("message_thread_id")
         return None
 
 
-def _button(replies: Replies, prefix: str, last: bool = False) -> tuple[int, str] | None:
+def button_of(replies: Replies, prefix: str, last: bool = False) -> tuple[int, str] | None:
     """The (message id, callback data) of the first (or last) button whose data starts with prefix."""
     found = [
         (reply["message_id"], button["callback_data"])
@@ -215,7 +215,7 @@ def _says(fragment: str) -> Expect:
 
 
 def _has_button(prefix: str) -> Expect:
-    return lambda replies: _button(replies, prefix) is not None
+    return lambda replies: button_of(replies, prefix) is not None
 
 
 def birth_date_text(day: date) -> str:
@@ -237,12 +237,12 @@ async def settle_debt(driver: CrowdDriver, person: Cardholder) -> bool:
     menu = await driver.step("plans", uid, lambda: driver.send(uid, "/plans"), _has_button("offer:view:"))
     if menu is None:
         return False
-    plan = _button(menu, "offer:view:", last=True)
+    plan = button_of(menu, "offer:view:", last=True)
     assert plan is not None
     proposal = await driver.step("view_plan", uid, lambda: driver.press(uid, *plan), _has_button("offer:accept:"))
     if proposal is None:
         return False
-    accept = _button(proposal, "offer:accept:")
+    accept = button_of(proposal, "offer:accept:")
     assert accept is not None
     return await driver.step("accept", uid, lambda: driver.press(uid, *accept), _says("Done")) is not None
 
@@ -302,7 +302,7 @@ async def echo_journey(driver: CrowdDriver, person: Cardholder) -> bool:
         replies = await driver.step(name, uid, act, _has_button("echo"))
         if replies is None:
             return False
-        button = _button(replies, "echo")
+        button = button_of(replies, "echo")
     return True
 
 
