@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 from aiogram.utils.keyboard import InlineKeyboardBuilder, KeyboardButton, ReplyKeyboardBuilder
+from pydantic import Field
 
 from bot.i18n import LANGUAGE_NAMES
+
+RowId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+"""An id a database row can have: button data with any other number is no button the bot made."""
 
 
 class LanguageChoice(CallbackData, prefix="lang"):
@@ -23,7 +29,7 @@ class OfferAction(CallbackData, prefix="offer"):
     """A button on an offer: only the id travels; the server reloads and checks the offer."""
 
     action: str  # "view", "accept" or "replace"
-    offer_id: int
+    offer_id: RowId
 
 
 class PlanMenuAction(CallbackData, prefix="plans"):
@@ -31,7 +37,7 @@ class PlanMenuAction(CallbackData, prefix="plans"):
 
 
 class PromiseDay(CallbackData, prefix="ptp"):
-    days: int  # from today
+    days: Annotated[int, Field(ge=1, le=366)]  # from today
 
 
 class PromiseAmount(CallbackData, prefix="ptpa"):
@@ -40,18 +46,18 @@ class PromiseAmount(CallbackData, prefix="ptpa"):
 
 class CaseAction(CallbackData, prefix="case"):
     action: str  # "claim" or "resolve"
-    case_id: int
+    case_id: RowId
 
 
 class ProposalAction(CallbackData, prefix="prop"):
     """An agent's answer to a request outside self-service policy."""
 
     action: str  # "approve", "change" or "decline"
-    offer_id: int
+    offer_id: RowId
 
 
 class RateCase(CallbackData, prefix="rate"):
-    case_id: int
+    case_id: RowId
     score: int
 
 
