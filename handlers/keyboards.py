@@ -13,8 +13,8 @@ from pydantic import Field
 
 from bot.i18n import LANGUAGE_NAMES
 
-RowId = Annotated[int, Field(ge=1, le=2**63 - 1)]
-"""An id a database row can have: button data with any other number is no button the bot made."""
+RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+"""An id a row can have (an INTEGER key): button data with any other number is no button the bot made."""
 
 
 class LanguageChoice(CallbackData, prefix="lang"):
