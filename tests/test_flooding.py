@@ -14,7 +14,7 @@ from bot.db.models import AuditEvent
 from bot.i18n import create_i18n
 from bot.middlewares import FloodThrottle
 from bot.telegram_fake import FakeTelegram
-from bot.telegram_fake.crowd import CrowdReport, UpdateWaiter, run_crowd, settle_debt
+from bot.telegram_fake.crowd import CrowdReport, run_crowd, settle_debt
 from tests.test_many_at_once import start_bot, stop_bot
 
 CROWD = 20
