@@ -121,9 +121,10 @@ def create_dispatcher(
         idle_minutes=settings.session_idle_minutes,
     )
     unit_of_work = UnitOfWorkMiddleware(session_factory, isolation, dispatcher.fsm, rules, policy, clock)
-    throttle = FloodThrottle(settings.flood_rate, settings.flood_burst, i18n)
+    locales = ChatLocaleMiddleware(i18n)
+    throttle = FloodThrottle(settings.flood_rate, settings.flood_burst, i18n, locales.choose_locale)
     arrange_update_middlewares(dispatcher, updates, unit_of_work, throttle)
-    dispatcher.update.outer_middleware(ChatLocaleMiddleware(i18n))
+    dispatcher.update.outer_middleware(locales)
     dispatcher.callback_query.outer_middleware(CallbackAnswerMiddleware())
     dispatcher.include_routers(*get_routers(settings.agent_chat_id))
     dispatcher.startup.register(set_commands)

@@ -17,9 +17,6 @@ DOMAIN = "messages"
 
 LANGUAGE_NAMES = {"en": "English", "zh_CN": "简体中文", "ru": "Русский"}
 
-READER_LOCALE = "reader_locale"
-"""Where the locale middleware leaves the update's locale, for the flood throttle to remember."""
-
 
 def compile_catalogs(locales_dir: Path = LOCALES_DIR) -> None:
     """Compile each `.po` whose `.mo` is missing or older, so no compiled file lives in git."""
@@ -55,9 +52,7 @@ class ChatLocaleMiddleware(I18nMiddleware):
     """The chat's chosen language, else the user's Telegram language, else the default."""
 
     async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
-        locale = self.choose_locale(data)
-        data[READER_LOCALE] = locale
-        return locale
+        return self.choose_locale(data)
 
     def choose_locale(self, data: dict[str, Any]) -> str:
         ctx = data.get("ctx")

@@ -25,7 +25,6 @@ from bot.context import UpdateContext
 from bot.db.fsm_storage import SQLAlchemyStorage
 from bot.db.unit_of_work import UnitOfWork, unit_of_work
 from bot.domain.policy import Policy
-from bot.i18n import READER_LOCALE, locale_for_language_code
 from bot.services.arrangements import ArrangementService
 from bot.services.audit import AuditTrail, current_account
 from bot.services.cases import CaseService
@@ -149,8 +148,8 @@ class Bucket:
     at: float
     warned: bool = False
     """Told of this flood already; cleared once the bucket is full again (the episode is over)."""
-    locale: str | None = None
-    """The language the chat was last answered in, so the notice needs no query."""
+    locale: str = ""
+    """The chat's language as its last handled update left it, so the notice needs no query."""
 
 
 class FloodThrottle(BaseMiddleware):
@@ -158,9 +157,10 @@ class FloodThrottle(BaseMiddleware):
 
     Each (chat, user) has a bucket of `burst` updates refilled at `rate` a second; an update finding
     it empty is dropped without a session or a query. A private chat is told once per flood that it
-    is sending too fast, in the language it was last answered in (else its Telegram language); a
-    dropped button press is answered so its spinner stops. Groups are dropped silently: the bot
-    does not talk there except to agents, each of whom has a bucket of their own.
+    is sending too fast, in the chat's language as its last handled update left it (`locale_of`
+    reads it from the update's data, as the locale middleware does); a dropped button press is
+    answered so its spinner stops. Groups are dropped silently: the bot does not talk there
+    except to agents, each of whom has a bucket of their own.
 
     At most `remembered` buckets are kept, the least recently used given up first: a chat that
     has not written for a while has a full bucket anyway. Buckets live in this process; with
@@ -172,12 +172,14 @@ class FloodThrottle(BaseMiddleware):
         rate: float,
         burst: int,
         i18n: I18n,
+        locale_of: Callable[[dict[str, Any]], str],
         remembered: int = 50_000,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rate = rate
         self.burst = burst
         self.i18n = i18n
+        self.locale_of = locale_of
         self.remembered = remembered
         self.now = now
         self.buckets: OrderedDict[tuple[int, int], Bucket] = OrderedDict()
@@ -217,10 +219,9 @@ class FloodThrottle(BaseMiddleware):
         key = (chat.id if chat else user.id, user.id if user else 0)  # type: ignore[union-attr]
         admitted, bucket = self.admit(key)
         if admitted:
-            try:
-                return await handler(event, data)
-            finally:
-                bucket.locale = data.get(READER_LOCALE, bucket.locale)
+            result = await handler(event, data)
+            bucket.locale = self.locale_of(data)
+            return result
         self.dropped += 1
         await self.turn_away(event, data["bot"], chat, user, bucket)
         return None
@@ -233,8 +234,7 @@ class FloodThrottle(BaseMiddleware):
         if bucket.warned or chat is None or chat.type != "private":
             return
         bucket.warned = True
-        locale = bucket.locale or locale_for_language_code(user.language_code if user else None, self.i18n.default_locale)
-        with self.i18n.context(), self.i18n.use_locale(locale):
+        with self.i18n.context(), self.i18n.use_locale(bucket.locale or self.locale_of({"event_from_user": user})):
             text = _(
                 "You are sending messages faster than I can read them. "
                 "Please wait a moment, then send your last message again."
