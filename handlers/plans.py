@@ -22,7 +22,7 @@ from bot.context import UpdateContext
 from bot.db.models import Account
 from bot.domain.amounts import InvalidAmount, monthly_budget, parse_amount
 from bot.desk import Desk
-from bot.domain.calculator import OfferReason, PromiseReason
+from bot.domain.calculator import OfferReason, PromiseReason, currency_exponent
 from bot.domain.dates import parse_date
 from bot.domain.errors import InvalidDate
 from bot.domain.policy import Policy
@@ -354,7 +354,7 @@ async def ask_budget(query: CallbackQuery, state: FSMContext, settling: Settling
 async def read_amount(message: Message, account: Account, example: Decimal) -> Decimal | None:
     """The amount the cardholder typed, or None after asking again politely."""
     try:
-        return parse_amount(message.text or "", reader_locale())
+        return payable(parse_amount(message.text or "", reader_locale()), account)
     except InvalidAmount:
         await message.answer(
             _("I couldn't read that as an amount. Please type a number, for example {example}.").format(
@@ -372,12 +372,24 @@ async def budget_typed(message: Message, state: FSMContext, settling: Settling) 
     await answer_budget(message, per_month, settling)
 
 
+def payable(amount: Decimal, account: Account) -> Decimal:
+    """The amount, when it is no finer than the account's currency's smallest coin (0.001 CNY is not)."""
+    if amount != amount.quantize(Decimal(1).scaleb(-currency_exponent(account.currency))):
+        raise InvalidAmount(f"{amount} is finer than {account.currency} allows")
+    return amount
+
+
 class SaysMonthlyBudget(Filter):
     """Free text such as "I can pay 1,500 a month": gives the handler `per_month`."""
 
-    async def __call__(self, message: Message) -> bool | dict[str, Decimal]:
+    async def __call__(self, message: Message, ctx: UpdateContext) -> bool | dict[str, Decimal]:
         per_month = monthly_budget(message.text or "", reader_locale())
-        return {"per_month": per_month} if per_month is not None else False
+        if per_month is None or ctx.account is None:
+            return False
+        try:
+            return {"per_month": payable(per_month, ctx.account)}
+        except InvalidAmount:
+            return False
 
 
 async def answer_budget(message: Message, per_month: Decimal, settling: Settling) -> None:

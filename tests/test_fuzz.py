@@ -710,3 +710,17 @@ def test_feedback_on_a_message_without_its_buttons_is_an_inactive_button(fuzzer:
         assert [record.getMessage() for record in fuzzer.errors[errors:]] == []
 
     fuzzer.run(run())
+
+
+def test_an_amount_finer_than_the_currency_is_asked_again(fuzzer: Fuzzer) -> None:
+    async def run() -> None:
+        for state, text in (("budget", "0.001"), ("promise_amount", "1500.005"), ("verified", "I can pay 100.001 a month")):
+            chat = await chat_in(fuzzer, state, "en")
+            errors = len(fuzzer.errors)
+            before = await snapshot(fuzzer)
+            said = await replies_to(fuzzer, chat, ("text", text))
+            assert [record.getMessage() for record in fuzzer.errors[errors:]] == []
+            assert len(said) == 1 and not any(apology in said[0] for apology in fuzzer.apologies)
+            assert changes(before, await snapshot(fuzzer), chat) == {}
+
+    fuzzer.run(run())
