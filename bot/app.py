@@ -35,7 +35,7 @@ from bot.desk import Desk
 from bot.domain.faq import matcher_for
 from bot.domain.policy import Policy, load_policy
 from bot.i18n import ChatLocaleMiddleware, create_i18n
-from bot.middlewares import UnitOfWorkMiddleware, UpdatesInFlight
+from bot.middlewares import FloodThrottle, UnitOfWorkMiddleware, UpdatesInFlight
 from bot.services.audit import OutboundMiddleware
 from bot.services.verification import VerificationRules
 from bot.settings import SUPPORTED_LOCALES, Settings
@@ -129,8 +129,10 @@ def create_dispatcher(
         phone_key=settings.hash_key(),
     )
     unit_of_work = UnitOfWorkMiddleware(session_factory, isolation, dispatcher.fsm, rules, policy, clock)
-    arrange_update_middlewares(dispatcher, updates, unit_of_work)
-    dispatcher.update.outer_middleware(ChatLocaleMiddleware(i18n))
+    locales = ChatLocaleMiddleware(i18n)
+    throttle = FloodThrottle(settings.flood_rate, settings.flood_burst, i18n, locales.choose_locale)
+    arrange_update_middlewares(dispatcher, updates, unit_of_work, throttle)
+    dispatcher.update.outer_middleware(locales)
     dispatcher.callback_query.outer_middleware(CallbackAnswerMiddleware())
     dispatcher.include_routers(*get_routers(settings.agent_chat_id))
     dispatcher.startup.register(set_commands)
@@ -161,12 +163,15 @@ class DeskWatch:
                 await self.task
 
 
-def arrange_update_middlewares(dispatcher: Dispatcher, updates: UpdatesInFlight, unit_of_work: UnitOfWorkMiddleware) -> None:
+def arrange_update_middlewares(
+    dispatcher: Dispatcher, updates: UpdatesInFlight, unit_of_work: UnitOfWorkMiddleware, throttle: FloodThrottle
+) -> None:
     """The order around every update, outermost first.
 
     The bound on updates in flight wraps aiogram's error middleware, so an apology counts as
-    handling; the unit of work opens after aiogram has found the chat and the user, and before its
-    FSM middleware reads the state through the unit.
+    handling (and so does a dropped update); the flood throttle and then the unit of work come
+    after aiogram has found the chat and the user, the throttle first so a dropped update costs no
+    session; both come before aiogram's FSM middleware reads the state through the unit.
     """
     manager = dispatcher.update.outer_middleware
     builtin = list(manager)
@@ -175,6 +180,7 @@ def arrange_update_middlewares(dispatcher: Dispatcher, updates: UpdatesInFlight,
     manager.register(updates)
     for middleware in builtin:
         if middleware is dispatcher.fsm:
+            manager.register(throttle)
             manager.register(unit_of_work)
         manager.register(middleware)
 

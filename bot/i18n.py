@@ -52,6 +52,9 @@ class ChatLocaleMiddleware(I18nMiddleware):
     """The chat's chosen language, else the user's Telegram language, else the default."""
 
     async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
+        return self.choose_locale(data)
+
+    def choose_locale(self, data: dict[str, Any]) -> str:
         ctx = data.get("ctx")
         profile = ctx.profile if ctx is not None else None
         if profile is not None and profile.locale in SUPPORTED_LOCALES:

@@ -1,15 +1,21 @@
-"""Per-update wiring: a bound on updates in flight, one chat at a time, one unit of work."""
+"""Per-update wiring: a bound on updates in flight, a flood throttle, one chat at a time, one unit of work."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.exceptions import TelegramAPIError
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
 from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.types import Chat, TelegramObject, Update, User
@@ -26,6 +32,8 @@ from bot.services.cases import CaseService
 from bot.services.outbox import Outbox
 from bot.services.verification import VerificationRules, VerificationService
 from handlers.states import PRIVATE_STEPS
+
+log = logging.getLogger(__name__)
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +169,108 @@ class UpdatesInFlight(BaseMiddleware):
     def handled(self, update_id: int) -> bool:
         """True when this update was handled and no other update is being handled."""
         return update_id in self.finished and self.running == 0
+
+
+@dataclass
+class Bucket:
+    """One sender's tokens: spent one per update, refilled at the sustained rate up to the burst."""
+
+    tokens: float
+    at: float
+    warned: bool = False
+    """Told of this flood already; cleared once the bucket is full again (the episode is over)."""
+    locale: str = ""
+    """The chat's language as its last handled update left it, so the notice needs no query."""
+
+
+class FloodThrottle(BaseMiddleware):
+    """Drops what one sender sends beyond a token bucket, before any database work.
+
+    Each (chat, user) has a bucket of `burst` updates refilled at `rate` a second; an update finding
+    it empty is dropped without a session or a query. A private chat is told once per flood that it
+    is sending too fast, in the chat's language as its last handled update left it (`locale_of`
+    reads it from the update's data, as the locale middleware does); a dropped button press is
+    answered so its spinner stops. Groups are dropped silently: the bot does not talk there
+    except to agents, each of whom has a bucket of their own.
+
+    At most `remembered` buckets are kept, the least recently used given up first: a chat that
+    has not written for a while has a full bucket anyway. Buckets live in this process; with
+    several bot processes behind Redis each process throttles the updates it receives.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        i18n: I18n,
+        locale_of: Callable[[dict[str, Any]], str],
+        remembered: int = 50_000,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.i18n = i18n
+        self.locale_of = locale_of
+        self.remembered = remembered
+        self.now = now
+        self.buckets: OrderedDict[tuple[int, int], Bucket] = OrderedDict()
+        self.dropped = 0
+
+    def admit(self, key: tuple[int, int]) -> tuple[bool, Bucket]:
+        """Take a token for `key`: (True, bucket) when the update may go on."""
+        now = self.now()
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = Bucket(tokens=float(self.burst), at=now)
+            self.buckets[key] = bucket
+            if len(self.buckets) > self.remembered:
+                self.buckets.popitem(last=False)
+        else:
+            self.buckets.move_to_end(key)
+            bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.at) * self.rate)
+            bucket.at = now
+            if bucket.warned and bucket.tokens >= self.burst:
+                bucket.warned = False
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return True, bucket
+        return False, bucket
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        assert isinstance(event, Update)
+        chat: Chat | None = data.get("event_chat")
+        user: User | None = data.get("event_from_user")
+        if chat is None and user is None:
+            return await handler(event, data)
+        key = (chat.id if chat else user.id, user.id if user else 0)  # type: ignore[union-attr]
+        admitted, bucket = self.admit(key)
+        if admitted:
+            result = await handler(event, data)
+            bucket.locale = self.locale_of(data)
+            return result
+        self.dropped += 1
+        await self.turn_away(event, data["bot"], chat, user, bucket)
+        return None
+
+    async def turn_away(self, event: Update, bot: Bot, chat: Chat | None, user: User | None, bucket: Bucket) -> None:
+        """Answer a dropped button press; tell a private chat once per flood to slow down."""
+        if event.callback_query is not None:
+            with contextlib.suppress(TelegramAPIError):  # too old already: nothing spins any more
+                await bot.answer_callback_query(event.callback_query.id)
+        if bucket.warned or chat is None or chat.type != "private":
+            return
+        bucket.warned = True
+        with self.i18n.context(), self.i18n.use_locale(bucket.locale or self.locale_of({"event_from_user": user})):
+            text = _(
+                "You are sending messages faster than I can read them. "
+                "Please wait a moment, then send your last message again."
+            )
+        try:
+            await bot.send_message(chat.id, text)
+        except TelegramAPIError as error:
+            log.info("could not ask chat %s to slow down: %s", chat.id, error.message)

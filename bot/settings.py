@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     session_idle_minutes: int = Field(default=30, ge=1, le=10080)
     redis_url: str | None = None
     max_concurrent_updates: int = Field(default=32, ge=1, le=1000)
+    flood_rate: float = Field(default=1.0, gt=0, le=1000)
+    flood_burst: int = Field(default=15, ge=1, le=10000)
     payment_url_template: str = "https://pay.example-bank.com/card?account={account_id}&amount={amount}"
     privacy_key: SecretStr | None = None
     privacy_key_file: Path = PROJECT_ROOT / "data" / "privacy.key"

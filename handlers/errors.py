@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot, Router
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from aiogram.types import ErrorEvent
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -17,6 +17,11 @@ log = logging.getLogger(__name__)
 
 
 async def apologise(event: ErrorEvent, bot: Bot, i18n: I18n, settings: Settings) -> None:
+    if isinstance(event.exception, TelegramForbiddenError):
+        # The person blocked the bot (or left the chat) while the update was handled: nothing
+        # failed on our side, and no apology could reach them.
+        log.info("update %s not answered: %s", event.update.update_id, event.exception.message)
+        return
     log.exception("update %s failed", event.update.update_id, exc_info=event.exception)
     chat_id = None
     if event.update.message is not None:

@@ -159,10 +159,21 @@ async def topic_chosen(
 
 
 async def feedback(query: CallbackQuery, callback_data: FaqFeedback, callback_answer: CallbackAnswer, ctx: UpdateContext) -> None:
+    """Once per answer: the buttons go, so a second tap (or forged data) finds none to press."""
+    message = query.message
+    if not isinstance(message, Message) or not shows_button(message, query.data):
+        callback_answer.text = _("This button is no longer active.")
+        return
     callback_answer.text = _("Thank you!")
-    if isinstance(query.message, Message):
-        record_feedback(ctx.audit, query.message.chat.id, callback_data.entry, callback_data.helpful)
-        await query.message.edit_reply_markup(reply_markup=None)
+    record_feedback(ctx.audit, message.chat.id, callback_data.entry, callback_data.helpful)
+    await message.edit_reply_markup(reply_markup=None)
+
+
+def shows_button(message: Message, data: str | None) -> bool:
+    """Whether the message, as Telegram has it now, carries a button with this data."""
+    markup = message.reply_markup
+    rows = markup.inline_keyboard if markup is not None else []
+    return any(button.callback_data == data for row in rows for button in row)
 
 
 def create_router() -> Router:

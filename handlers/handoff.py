@@ -27,10 +27,16 @@ from handlers.keyboards import CaseAction, PersonRequest, RateCase
 from handlers.prompts import reader_locale
 
 class HandoffWords(Filter):
-    """Text that asks for a person, or tells of hardship, a dispute, a complaint or anger."""
+    """Text that asks for a person, or tells of hardship, a dispute, a complaint or anger.
+
+    A command is not words: `/agent@other_bot` is meant for another bot, `/stop_now` is unknown.
+    """
 
     async def __call__(self, message: Message, policy: Policy) -> bool | dict[str, str]:
-        reason = policy.handoff.reason_in(message.text or "", reader_locale())
+        text = message.text or ""
+        if text.startswith("/"):
+            return False
+        reason = policy.handoff.reason_in(text, reader_locale())
         return {"reason": reason} if reason else False
 
 

@@ -637,6 +637,8 @@ def create_router() -> Router:
     router.callback_query.register(ask_promise_date, PlanMenuAction.filter(F.action == "promise"))
     router.callback_query.register(promise_day_chosen, PromiseDay.filter(), PromiseToPay.choosing_date)
     router.message.register(promise_date_typed, PromiseToPay.choosing_date, F.text)
-    router.callback_query.register(promise_amount_chosen, PromiseAmount.filter(), PromiseToPay.choosing_amount)
+    router.callback_query.register(
+        promise_amount_chosen, PromiseAmount.filter(F.choice.in_({"minimum", "overdue"})), PromiseToPay.choosing_amount
+    )
     router.message.register(promise_amount_typed, PromiseToPay.choosing_amount, F.text)
     return router

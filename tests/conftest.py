@@ -134,7 +134,11 @@ def database_url(tmp_path: Path) -> str:
 async def harness(fake: FakeTelegram, database_url: str) -> AsyncIterator[BotHarness]:
     base_url = fake.base_url
     settings = load_settings(
-        _env_file=None, bot_token=BOT_TOKEN, telegram_api_url=base_url, database_url=database_url
+        _env_file=None,
+        bot_token=BOT_TOKEN,
+        telegram_api_url=base_url,
+        database_url=database_url,
+        flood_burst=1000,  # scripted people act at machine speed; tests/test_flooding.py throttles
     )
     bot_harness = BotHarness(fake, settings, ManualClock())
     await bot_harness.start()

@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from bot.db.types import Money, UTCDateTime
+from bot.db.types import Money, PeopleText, UTCDateTime
 
 
 class Base(DeclarativeBase):
@@ -95,7 +95,7 @@ class AuditEvent(Base):
     kind: Mapped[str] = mapped_column(String(40))
     chat_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), nullable=True)
-    payload: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[str] = mapped_column(PeopleText, default="")
     update_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     """Telegram's id of the update an inbound event records: an update is handled once."""
 
@@ -230,7 +230,7 @@ class CaseEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(String(40))
     kind: Mapped[str] = mapped_column(String(20))
-    text: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(PeopleText, default="")
 
 
 class Relay(Base):

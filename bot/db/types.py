@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import DateTime, Numeric, String
+from sqlalchemy import DateTime, Numeric, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -57,3 +57,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+NUL = "\x00"
+REPLACEMENT = "\ufffd"
+
+
+class PeopleText(TypeDecorator[str]):
+    """Text people wrote, stored alike everywhere: PostgreSQL's text cannot hold U+0000, which a
+    Telegram message may carry, so it is kept as U+FFFD (the replacement character) on every backend."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None or NUL not in value:
+            return value
+        return value.replace(NUL, REPLACEMENT)

@@ -667,6 +667,24 @@ class FakeTelegram:
         self._enqueue("edited_message", dict(stored.payload))
         return dict(stored.payload)
 
+    def user_blocks_bot(self, user_id: int, blocked: bool = True) -> int:
+        """Block (or unblock) the bot in the user's private chat, with the `my_chat_member` update
+        Telegram sends then (delivered only to a bot that asks for it); returns its update id."""
+        if blocked:
+            self._blocked.add(user_id)
+        else:
+            self._blocked.discard(user_id)
+        bot = self._bot_user()
+        old, new = ("member", "kicked") if blocked else ("kicked", "member")
+        member = {"user": bot}
+        return self._enqueue("my_chat_member", {
+            "chat": dict(self.chat(user_id).info),
+            "from": dict(self.user(user_id)),
+            "date": int(self.now()),
+            "old_chat_member": {**member, "status": old, **({"until_date": 0} if old == "kicked" else {})},
+            "new_chat_member": {**member, "status": new, **({"until_date": 0} if new == "kicked" else {})},
+        })
+
     def user_presses(self, user_id: int, message_id: int, callback_data: str, forged: bool = False) -> str:
         return self.member_presses(user_id, user_id, message_id, callback_data, forged)
 
