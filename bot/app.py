@@ -130,7 +130,7 @@ def create_dispatcher(
     )
     unit_of_work = UnitOfWorkMiddleware(session_factory, isolation, dispatcher.fsm, rules, policy, clock)
     locales = ChatLocaleMiddleware(i18n)
-    throttle = FloodThrottle(settings.flood_rate, settings.flood_burst, i18n, locales.choose_locale)
+    throttle = FloodThrottle(settings.flood_rate, settings.flood_burst, i18n, locales.choose_locale, exempt=settings.agent_ids)
     arrange_update_middlewares(dispatcher, updates, unit_of_work, throttle)
     dispatcher.update.outer_middleware(locales)
     dispatcher.callback_query.outer_middleware(CallbackAnswerMiddleware())

@@ -8,7 +8,6 @@ effects itself; the courier is for what a crash or a long Telegram outage left b
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta

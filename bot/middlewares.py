@@ -190,8 +190,9 @@ class FloodThrottle(BaseMiddleware):
     it empty is dropped without a session or a query. A private chat is told once per flood that it
     is sending too fast, in the chat's language as its last handled update left it (`locale_of`
     reads it from the update's data, as the locale middleware does); a dropped button press is
-    answered so its spinner stops. Groups are dropped silently: the bot does not talk there
-    except to agents, each of whom has a bucket of their own.
+    answered so its spinner stops. Groups are dropped silently: the bot does not talk there except
+    to agents. Agents (`exempt`) are the bank's staff and are not throttled: one agent may work
+    through many cases at once.
 
     At most `remembered` buckets are kept, the least recently used given up first: a chat that
     has not written for a while has a full bucket anyway. Buckets live in this process; with
@@ -206,7 +207,9 @@ class FloodThrottle(BaseMiddleware):
         locale_of: Callable[[dict[str, Any]], str],
         remembered: int = 50_000,
         now: Callable[[], float] = time.monotonic,
+        exempt: frozenset[int] = frozenset(),
     ) -> None:
+        self.exempt = exempt
         self.rate = rate
         self.burst = burst
         self.i18n = i18n
@@ -245,13 +248,14 @@ class FloodThrottle(BaseMiddleware):
         assert isinstance(event, Update)
         chat: Chat | None = data.get("event_chat")
         user: User | None = data.get("event_from_user")
-        if chat is None and user is None:
+        if (chat is None and user is None) or (user is not None and user.id in self.exempt):
             return await handler(event, data)
         key = (chat.id if chat else user.id, user.id if user else 0)  # type: ignore[union-attr]
         admitted, bucket = self.admit(key)
         if admitted:
             result = await handler(event, data)
-            bucket.locale = self.locale_of(data)
+            if result is not UNHANDLED:  # an update handled before left no chat state to read
+                bucket.locale = self.locale_of(data)
             return result
         self.dropped += 1
         await self.turn_away(event, data["bot"], chat, user, bucket)

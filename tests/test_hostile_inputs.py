@@ -32,7 +32,11 @@ BIRTH = {"en": "1985-03-07", "ru": "07.03.1985", "zh-hans": "1985年3月7日"}
 
 async def start_bank(fake: FakeTelegram, url: str, with_desk: bool) -> BotHarness:
     desk = dict(agent_chat_id=DESK, agent_ids=str(AGENT)) if with_desk else {}
-    settings = load_settings(_env_file=None, bot_token=BOT_TOKEN, telegram_api_url=fake.base_url, database_url=url, **desk)
+    settings = load_settings(
+        _env_file=None, bot_token=BOT_TOKEN, telegram_api_url=fake.base_url, database_url=url,
+        flood_burst=1000,  # forged buttons pressed at machine speed; tests/test_flooding.py throttles
+        **desk,
+    )
     if with_desk:
         fake.add_forum_group(DESK)
         fake.add_user(AGENT, first_name="Agent")

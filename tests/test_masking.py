@@ -267,3 +267,8 @@ def test_stacks_are_masked() -> None:
     stack = text.split("Stack (most recent call last)")[1]
     assert '"+***********00"' in stack, "the source line of the call shows in the stack, masked"
     assert "13800138000" not in text
+
+
+def test_a_mark_after_a_number_still_parts_it_from_the_next_digits() -> None:
+    masked = unicodedata.normalize("NFKC", mask_text("0000000\u0306000\u2469"))
+    assert RUN.search(masked) is None, masked

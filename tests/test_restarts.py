@@ -18,7 +18,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from sqlalchemy import insert, select
 
 from bot.db.engine import create_engine, create_schema

@@ -108,6 +108,8 @@ def mask_text(text: str) -> str:
     for start, end, replacement in _masks(folded):
         if bounds is not None:
             start, end = bounds[bisect_right(offsets, start) - 1], bounds[bisect_right(offsets, end - 1)]
+            while end > start and unicodedata.combining(text[end - 1]):
+                end -= 1  # a mark on the last digit stays: it parts the masked run from what follows
         start = max(start, done)
         pieces.append(text[done:start])
         pieces.append(replacement)
