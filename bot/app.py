@@ -68,7 +68,14 @@ class App:
             self.bot, close_bot_session=False, tasks_concurrency_limit=self.updates.limit, **options
         )
 
-    async def close(self) -> None:
+    async def close(self, settle: float = 5.0) -> None:
+        """Close everything; connections still out (work finishing) are awaited `settle` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settle
+        while self.engine.pool.checkedout() and loop.time() < deadline:  # type: ignore[attr-defined]
+            await asyncio.sleep(0.02)
+        if self.engine.pool.checkedout():  # type: ignore[attr-defined]
+            log.warning("closing with %s database connections still in use", self.engine.pool.checkedout())  # type: ignore[attr-defined]
         await self.dispatcher.storage.close()
         await self.isolation.close()
         await self.bot.session.close()
