@@ -118,6 +118,8 @@ class WriteLockProbe(BaseRequestMiddleware):
         self.calls = 0
 
     async def __call__(self, make_request: Callable[..., Awaitable[Any]], bot: Bot, method: TelegramMethod[Any]) -> Any:
+        if method.__api_method__ == "getUpdates":  # the poller's, made beside the updates, not by one
+            return await make_request(bot, method)
         self.calls += 1
         probe = sqlite3.connect(self.path, timeout=0)
         try:
