@@ -2,7 +2,7 @@
 
 The fake answers a share of all calls (getUpdates included) with 429, 500, a 502 page, no answer
 in time or a dropped connection, and delivers a share of updates twice. `FAULT_JOURNEYS` sets how
-many cardholders run (default 100); each verifies, accepts a plan, asks for a person, and writes
+many cardholders run (default 50); each verifies, accepts a plan, asks for a person, and writes
 once to the agent who claimed the case, who writes once back.
 """
 
@@ -22,7 +22,7 @@ from bot.telegram_fake.crowd import desk_journey, relay_text, run_crowd
 from bot.telegram_fake.server import Faults
 from tests.test_many_at_once import start_bot, stop_bot
 
-JOURNEYS = int(os.environ.get("FAULT_JOURNEYS", "100"))
+JOURNEYS = int(os.environ.get("FAULT_JOURNEYS", "50"))
 DESK = -1009876543210
 AGENT = 9001
 APOLOGY = "Sorry, something went wrong"
@@ -43,6 +43,11 @@ async def test_every_journey_completes_under_ten_percent_faults_and_nothing_happ
         faults, fake.faults = fake.faults, Faults()
         app.courier.grace = timedelta(0)
         completed_later = await app.courier.run_once()
+        async with app.session_factory() as session:
+            arrangements = Counter((await session.scalars(select(Arrangement.account_pk))).all())
+            relays = (await session.execute(select(Relay.direction, Relay.status))).all()
+            cases = (await session.scalars(select(Case.status))).all()
+            inbound = await session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.update_id.is_not(None)))
     finally:
         await stop_bot(app, polling)
 
@@ -51,11 +56,6 @@ async def test_every_journey_completes_under_ten_percent_faults_and_nothing_happ
     print(f"\n{JOURNEYS} journeys, {report.updates} updates, {len(fake.calls)} calls, faults injected {faults.injected} "
           f"({faults.total}), updates delivered twice {faults.duplicated}, in {report.seconds:.1f} s")
     assert faults.total > JOURNEYS and faults.duplicated > JOURNEYS // 2
-    async with app.session_factory() as session:
-        arrangements = Counter((await session.scalars(select(Arrangement.account_pk))).all())
-        relays = (await session.execute(select(Relay.direction, Relay.status))).all()
-        cases = (await session.scalars(select(Case.status))).all()
-        inbound = await session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.update_id.is_not(None)))
     assert len(arrangements) == JOURNEYS and set(arrangements.values()) == {1}
     assert Counter(relays) == {("to_agents", "sent"): JOURNEYS, ("to_cardholder", "sent"): JOURNEYS}
     assert cases == ["claimed"] * JOURNEYS
