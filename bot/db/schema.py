@@ -8,6 +8,7 @@ with one line saying what to run.
 from __future__ import annotations
 
 import functools
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 FIRST_REVISION = "0001"
 """The schema the last version before migrations made with `create_all`: such a database is adopted as this."""
 MIGRATE = "`python -m bot migrate`"
+
+logging.getLogger("alembic").setLevel(logging.WARNING)  # `migrate` says in one line what it did
 
 
 class SchemaError(Exception):
