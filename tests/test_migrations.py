@@ -47,14 +47,18 @@ async def test_the_migrations_make_exactly_the_models_schema(empty_url: str) -> 
 
 
 def changed_models() -> sa.MetaData:
-    """The models with a column added, a length changed and the update_id's unique index gone."""
+    """The models with a column added, a length and a server default changed, the update_id's unique index gone, a unique
+    constraint and a foreign key added."""
     changed = sa.MetaData()
     for table in Base.metadata.sorted_tables:
         table.to_metadata(changed)
     changed.tables["accounts"].append_column(sa.Column("nickname", sa.String(40), nullable=True))
     changed.tables["fsm_records"].c.state.type = sa.String(300)
+    changed.tables["relays"].c.attempts.server_default = sa.DefaultClause(sa.text("0"))
     audit = changed.tables["audit_events"]
     audit.indexes.discard(next(index for index in audit.indexes if index.name == "ux_audit_update"))
+    changed.tables["outbox"].append_constraint(sa.UniqueConstraint("chat_id", name="uq_outbox_chat"))
+    changed.tables["offers"].append_constraint(sa.ForeignKeyConstraint(["chat_id"], ["chats.chat_id"]))
     return changed
 
 
@@ -63,10 +67,13 @@ def migrated_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue(request.param)
 
 
-async def test_the_comparison_sees_a_column_a_type_and_an_index(migrated_url: str) -> None:
+async def test_the_comparison_sees_columns_types_indexes_constraints_and_foreign_keys(migrated_url: str) -> None:
     assert sorted(await differences_from(migrated_url, changed_models())) == [
+        "different server default of relays.attempts",
         "different type of fsm_records.state",
         "missing column accounts.nickname",
+        "missing constraint outbox.uq_outbox_chat",
+        "missing fk offers.chat_id",
         "unexpected index audit_events.ux_audit_update",
     ]
 

@@ -179,10 +179,13 @@ def _describe(difference: Any) -> str:
     """One of compare_metadata's differences, e.g. "missing column accounts.phone"."""
     if isinstance(difference, list):  # a column's changes: [("modify_type", schema, table, column, ...), ...]
         kind, _schema, table, column = difference[0][:4]
-        return f"{_WORDS['modify']} {kind.split('_', 1)[1]} of {table}.{column}"
+        what = kind.split("_", 1)[1].replace("default", "server default")
+        return f"{_WORDS['modify']} {what} of {table}.{column}"
     kind, *objects = difference
     verb, _, what = kind.partition("_")
-    names = [getattr(item, "name", item) for item in objects if item is not None]
-    if what in ("index", "constraint", "fk", "column") and len(names) == 1 and hasattr(objects[0], "table"):
-        names = [objects[0].table.name, names[0]]
+    if len(objects) == 1 and hasattr(objects[0], "table"):  # an index or a constraint: its table and its name
+        item = objects[0]
+        names = [item.table.name, item.name or ",".join(column.name for column in item.columns)]
+    else:  # a table, or a column: (schema, table, column)
+        names = [getattr(item, "name", item) for item in objects if item is not None]
     return f"{_WORDS.get(verb, verb)} {what} {'.'.join(str(name) for name in names)}"
