@@ -206,11 +206,11 @@ async def create_app(settings: Settings, *, clock: Clock | None = None, token: s
     """Build everything the bot needs; the caller runs polling and closes the app."""
     clock = clock or Clock()
     policy = load_policy(settings.policy_file)
-    for locale in SUPPORTED_LOCALES:  # validates the bank's files; the first question does not wait
-        matcher_for(locale)
     engine = create_engine(settings.database_url, settings.max_concurrent_updates)
     try:
-        await require_current_schema(engine)
+        await require_current_schema(engine)  # first: a database to migrate is said at once
+        for locale in SUPPORTED_LOCALES:  # validates the bank's files; the first question does not wait
+            matcher_for(locale)
     except BaseException:
         await engine.dispose()
         raise
