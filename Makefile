@@ -1,4 +1,4 @@
-# `make run`: the bot (offline sandbox without BOT_TOKEN, the real bot with it).
+# `make run`: the bot (offline sandbox without BOT_TOKEN, the real bot with it, after migrating its database).
 # `make test`: the test-suite.
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
@@ -15,7 +15,7 @@ install: $(VENV)/.installed
 
 run: install
 	@if [ -n "$$BOT_TOKEN" ] || grep -qsE '^BOT_TOKEN=.+' .env; then \
-		$(PYTHON) -m bot run; \
+		$(PYTHON) -m bot migrate && $(PYTHON) -m bot run; \
 	else \
 		$(PYTHON) -m bot sandbox; \
 	fi

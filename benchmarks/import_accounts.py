@@ -33,7 +33,8 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.db.engine import create_engine, create_schema, create_session_factory  # noqa: E402
+from bot.db.engine import create_engine, create_session_factory  # noqa: E402
+from bot.db.schema import migrate  # noqa: E402
 from bot.services.accounts import COLUMNS, ImportReport, import_accounts  # noqa: E402
 
 PROFILES = (
@@ -113,8 +114,8 @@ async def run(rows: int, directory: Path, database_url: str | None) -> None:
     print(f"generated {rows} rows ({source.stat().st_size / 1e6:.1f} MB) twice in {time.perf_counter() - started:.1f} s")
 
     async with scratch_database(database_url, directory) as url:
+        await migrate(url)
         engine = create_engine(url)
-        await create_schema(engine)
         print(f"database: {engine.dialect.name}")
         await engine.dispose()
         now = datetime.now(timezone.utc)

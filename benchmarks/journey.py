@@ -42,7 +42,8 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from sqlalchemy import insert, select  # noqa: E402
 
 from bot.app import create_app  # noqa: E402
-from bot.db.engine import create_engine, create_schema, create_session_factory  # noqa: E402
+from bot.db.engine import create_engine, create_session_factory  # noqa: E402
+from bot.db.schema import migrate  # noqa: E402
 from bot.db.models import Account, AuditEvent, ChatProfile  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from bot.telegram_fake import FakeTelegram  # noqa: E402
@@ -75,10 +76,12 @@ class ErrorCount(logging.Handler):
 
 @asynccontextmanager
 async def fresh_database(url: str | None) -> AsyncIterator[str]:
-    """A fresh SQLite file, or a fresh database on the PostgreSQL server the URL names."""
+    """A fresh SQLite file, or a fresh database on the PostgreSQL server the URL names, migrated."""
     if url is None or url.startswith("sqlite"):
         with tempfile.TemporaryDirectory() as folder:
-            yield url or f"sqlite+aiosqlite:///{Path(folder) / 'journey.sqlite3'}"
+            url = url or f"sqlite+aiosqlite:///{Path(folder) / 'journey.sqlite3'}"
+            await migrate(url)
+            yield url
         return
     import asyncpg
 
@@ -88,7 +91,9 @@ async def fresh_database(url: str | None) -> AsyncIterator[str]:
     await connection.execute(f'CREATE DATABASE "{name}"')
     await connection.close()
     try:
-        yield url.rsplit("/", 1)[0] + f"/{name}"
+        fresh = url.rsplit("/", 1)[0] + f"/{name}"
+        await migrate(fresh)
+        yield fresh
     finally:
         connection = await asyncpg.connect(admin)
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -160,7 +165,6 @@ async def echo_run(fake: FakeTelegram, count: int) -> CrowdReport:
 async def floor_run(fake: FakeTelegram, count: int, database_url: str) -> CrowdReport:
     """The echo bot, with one session per update that reads the chat and records the update."""
     engine = create_engine(database_url)
-    await create_schema(engine)
     session_factory = create_session_factory(engine)
     bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(fake.base_url or "")))
     dispatcher = echo_dispatcher()

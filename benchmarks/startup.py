@@ -26,6 +26,7 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.db.schema import migrate  # noqa: E402
 from bot.telegram_fake import FakeTelegram  # noqa: E402
 
 BOT_TOKEN = "123456:TEST-token_for-fake"
@@ -161,6 +162,7 @@ async def measure(repeat: int) -> int:
         bot_command = [sys.executable, "-m", "bot", "run"]
         bare_command = [sys.executable, str(bare_script)]
         env = environment(workdir, cache, temporary)
+        await migrate(env["DATABASE_URL"])  # a deployment migrates once, before it starts
 
         cold = await first_poll(bot_command, env, workdir)
         bare: list[Run] = []

@@ -29,8 +29,9 @@ from bot.clock import Clock
 from bot.courier import Courier
 from bot.polling import ConfirmingDispatcher
 from bot.telegram_retry import RetryTransient
-from bot.db import create_engine, create_schema, create_session_factory
+from bot.db import create_engine, create_session_factory
 from bot.db.fsm_storage import SQLAlchemyStorage
+from bot.db.schema import require_current_schema
 from bot.desk import Desk
 from bot.domain.faq import matcher_for
 from bot.domain.policy import Policy, load_policy
@@ -205,10 +206,14 @@ async def create_app(settings: Settings, *, clock: Clock | None = None, token: s
     """Build everything the bot needs; the caller runs polling and closes the app."""
     clock = clock or Clock()
     policy = load_policy(settings.policy_file)
-    for locale in SUPPORTED_LOCALES:  # validates the bank's files; the first question does not wait
-        matcher_for(locale)
     engine = create_engine(settings.database_url, settings.max_concurrent_updates)
-    await create_schema(engine)
+    try:
+        await require_current_schema(engine)  # first: a database to migrate is said at once
+        for locale in SUPPORTED_LOCALES:  # validates the bank's files; the first question does not wait
+            matcher_for(locale)
+    except BaseException:
+        await engine.dispose()
+        raise
     session_factory = create_session_factory(engine)
     i18n = create_i18n(settings.default_locale)
     bot = create_bot(settings, token)

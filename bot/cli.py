@@ -1,4 +1,4 @@
-"""Command line: `python -m bot run | sandbox | import-accounts FILE | import-payments FILE | export-case N | faq-review | demo-data | calc`."""
+"""Command line: `python -m bot migrate | run | sandbox | import-accounts FILE | import-payments FILE | export-case N | faq-review | demo-data | calc`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.calc_cli import add_calc_parser, calc_command
 from bot.clock import Clock
-from bot.db import create_engine, create_schema, create_session_factory
+from bot.db import create_engine, create_session_factory
+from bot.db.schema import SchemaError, migrate, require_current_schema
 from bot.domain.errors import DomainError
 from bot.domain.policy import PolicyError, load_policy
 from bot.logs import setup_logging
@@ -31,6 +32,7 @@ T = TypeVar("T")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="bring the database's schema to this version (back the database up first)")
     commands.add_parser("run", help="run the bot with long polling (needs BOT_TOKEN)")
     sandbox_parser = commands.add_parser("sandbox", help="talk to the bot offline in this terminal, as a demo cardholder")
     sandbox_parser.add_argument("--language", default="en", help="the Telegram language of the sandbox user (en, ru, zh)")
@@ -63,11 +65,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.log_level)
     try:
         return asyncio.run(COMMANDS[arguments.command](settings, arguments))
-    except (DomainError, SettingsError) as error:  # SettingsError: the privacy key file, read when the bot starts
+    except (DomainError, SettingsError, SchemaError) as error:  # SettingsError: the privacy key file, read when the bot starts
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 0
+
+
+async def migrate_command(settings: Settings, _arguments: argparse.Namespace) -> int:
+    print(await migrate(settings.database_url))
+    return 0
 
 
 async def run(settings: Settings, _arguments: argparse.Namespace) -> int:
@@ -92,10 +99,10 @@ async def sandbox(settings: Settings, arguments: argparse.Namespace) -> int:
 
 
 async def with_database(settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
-    """Run one piece of offline work (an import) against the configured database."""
+    """Run one piece of offline work (an import) against the configured database, which must be migrated."""
     engine = create_engine(settings.database_url)
     try:
-        await create_schema(engine)
+        await require_current_schema(engine)
         return await work(create_session_factory(engine))
     finally:
         await engine.dispose()
@@ -163,12 +170,14 @@ async def faq_review(settings: Settings, arguments: argparse.Namespace) -> int:
 async def demo_data(settings: Settings, _arguments: argparse.Namespace) -> int:
     from bot.services.demo import load_demo_data
 
+    print(await migrate(settings.database_url))  # a demo: its database is made ready for it
     added = await with_database(settings, lambda sessions: load_demo_data(sessions, now=Clock().now()))
     print(f"demo accounts: {added} added")
     return 0
 
 
 COMMANDS = {
+    "migrate": migrate_command,
     "run": run,
     "sandbox": sandbox,
     "import-accounts": import_accounts_command,

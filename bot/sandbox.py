@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from bot.app import App, create_app
 from bot.db.models import Account
+from bot.db.schema import migrate
 from bot.services.demo import DEMO_ACCOUNTS, load_demo_data
 from bot.settings import Settings
 from bot.telegram_fake import BotMessage, ChatClient, FakeTelegram
@@ -26,6 +27,7 @@ async def run_sandbox(settings: Settings, language_code: str = "en") -> int:
     fake = FakeTelegram()
     base_url = await fake.start()
     settings = settings.model_copy(update={"telegram_api_url": base_url})
+    await migrate(settings.database_url)  # a demo: its database is made ready for it
     app = await create_app(settings, token=SANDBOX_TOKEN)
     polling = asyncio.create_task(
         app.start_polling(handle_signals=False)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timezone
@@ -13,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import App, create_app
 from bot.clock import ManualClock
-from bot.db import create_engine, create_schema, create_session_factory
+from bot.db import create_engine, create_session_factory
 from bot.db.models import Account
+from bot.db.schema import migrate
 from bot.settings import Settings, load_settings
 from bot.telegram_fake import ChatClient, FakeTelegram
 
@@ -125,9 +130,66 @@ async def fake() -> AsyncIterator[FakeTelegram]:
     await server.stop()
 
 
+class MigratedTemplates:
+    """Databases at the head revision, migrated once per test session and copied for each test:
+    running the migrations for every test's database would cost more than the tests."""
+
+    def __init__(self) -> None:
+        self._folder: Path | None = None
+        self.postgres_name: str | None = None
+
+    async def sqlite_file(self) -> Path:
+        if self._folder is None:
+            folder = Path(tempfile.mkdtemp(prefix="repay-migrated-"))
+            await migrate(f"sqlite+aiosqlite:///{folder / 'head.sqlite3'}")
+            self._folder = folder
+        return self._folder / "head.sqlite3"
+
+    async def postgres_database(self, admin: Any) -> str:
+        """The template database's name (it must have no connection while it is copied)."""
+        if self.postgres_name is None:
+            name = f"t_head_{uuid.uuid4().hex[:12]}"
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            self.postgres_name = name
+            await migrate(POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}")
+        return self.postgres_name
+
+    async def remove(self) -> None:
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+        if self.postgres_name is not None:
+            import asyncpg
+
+            connection = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"))
+            try:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{self.postgres_name}" WITH (FORCE)')
+            finally:
+                await connection.close()
+
+
+MIGRATED = MigratedTemplates()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    asyncio.run(MIGRATED.remove())
+
+
+async def prepare_database(url: str) -> None:
+    """Bring a new, empty test database to the head revision: the one way tests and benchmarks make a schema."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(await MIGRATED.sqlite_file(), parsed.database)
+    else:
+        await migrate(url)
+
+
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+async def database_url(tmp_path: Path) -> str:
+    """A SQLite database at the head revision."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    await prepare_database(url)
+    return url
 
 
 @pytest.fixture
@@ -149,29 +211,44 @@ async def harness(fake: FakeTelegram, database_url: str) -> AsyncIterator[BotHar
 @pytest.fixture
 async def session_factory(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = create_engine(database_url)
-    await create_schema(engine)
     yield create_session_factory(engine)
     await engine.dispose()
 
 
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
-    """A fresh database on the local PostgreSQL server for one test, dropped afterwards."""
+    """A database at the head revision on the local PostgreSQL server for one test, dropped afterwards."""
+    async with new_postgres_database(migrated=True) as url:
+        yield url
+
+
+@pytest.fixture
+async def empty_postgres_url() -> AsyncIterator[str]:
+    """An empty database on the local PostgreSQL server for one test, dropped afterwards."""
+    async with new_postgres_database(migrated=False) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def new_postgres_database(migrated: bool) -> AsyncIterator[str]:
     import asyncpg
 
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin_dsn = POSTGRES_URL.replace("postgresql+asyncpg", "postgresql")
     connection = await asyncpg.connect(admin_dsn)
     try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
+        template = f' TEMPLATE "{await MIGRATED.postgres_database(connection)}"' if migrated else ""
+        await connection.execute(f'CREATE DATABASE "{name}"{template}')
     finally:
         await connection.close()
-    yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    connection = await asyncpg.connect(admin_dsn)
     try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        await connection.close()
+        connection = await asyncpg.connect(admin_dsn)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
 
 
 async def run_bot_command(database_url: str, *arguments: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiogram.fsm.storage.base import StorageKey
 
-from bot.db import create_engine, create_schema, create_session_factory
+from bot.db import create_engine, create_session_factory
 from bot.db.fsm_storage import SQLAlchemyStorage
 from handlers.states import Verification
 
@@ -20,7 +20,6 @@ def url(request: pytest.FixtureRequest) -> str:
 
 async def storage_on(url: str) -> tuple[SQLAlchemyStorage, object]:
     engine = create_engine(url)
-    await create_schema(engine)
     return SQLAlchemyStorage(create_session_factory(engine)), engine
 
 

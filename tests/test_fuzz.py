@@ -46,7 +46,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bot.clock import ManualClock
-from bot.db import create_engine, create_schema, create_session_factory
+from bot.db import create_engine, create_session_factory
 from bot.db.models import AuditEvent, Base, Case, Offer
 from bot.db.unit_of_work import unit_of_work
 from bot.domain.amounts import InvalidAmount, monthly_budget, parse_amount
@@ -57,7 +57,7 @@ from bot.i18n import create_i18n, locale_for_language_code
 from bot.services.audit import AuditTrail
 from bot.settings import SUPPORTED_LOCALES, load_settings
 from bot.telegram_fake import FakeTelegram, UserMessage
-from tests.conftest import BOT_TOKEN, POSTGRES_URL, BotHarness, make_account
+from tests.conftest import BOT_TOKEN, POSTGRES_URL, BotHarness, make_account, prepare_database
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
 FUZZ_DATABASE = os.environ.get("FUZZ_DATABASE", "sqlite")
@@ -226,6 +226,7 @@ def fuzzer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzer]:
         database_url = runner.run(postgres_database("create"))
     else:
         database_url = f"sqlite+aiosqlite:///{Path(tmp_path_factory.mktemp('fuzz')) / 'bot.sqlite3'}"
+    runner.run(prepare_database(database_url))
     settings_ = load_settings(
         _env_file=None,
         bot_token=BOT_TOKEN,
@@ -679,7 +680,6 @@ def test_a_huge_number_in_a_button_is_an_inactive_button(fuzzer: Fuzzer) -> None
 async def test_a_nul_character_people_send_is_kept_as_a_replacement_character_on_postgresql(postgres_url: str) -> None:
     """PostgreSQL's text cannot hold U+0000; the audit (and a case's events) keep U+FFFD."""
     engine = create_engine(postgres_url)
-    await create_schema(engine)
     session_factory = create_session_factory(engine)
     try:
         async with unit_of_work(session_factory) as unit:

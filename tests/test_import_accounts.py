@@ -20,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.dialects.postgresql import asyncpg as postgresql_driver
 from sqlalchemy.dialects.sqlite import aiosqlite as sqlite_driver
 
-from bot.db.engine import create_engine, create_schema, create_session_factory
+from bot.db.engine import create_engine, create_session_factory
 from bot.db.models import Account
 from bot.domain.errors import ImportFileError
 from bot.services import accounts as accounts_module
 from bot.services.accounts import COLUMNS, ImportReport, RowError, import_accounts, validate_account_row
 from bot.services.demo import DEMO_ACCOUNTS, load_demo_data
+from tests.conftest import prepare_database
 
 NOW = datetime(2025, 6, 1, 9, 30, tzinfo=timezone.utc)
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -63,8 +64,9 @@ def write_csv(path: Path, rows: list[dict[str, str]], *, columns: tuple[str, ...
 
 
 async def _sqlite(tmp_path: Path) -> AsyncIterator[Factory]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'accounts.sqlite3'}")
-    await create_schema(engine)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'accounts.sqlite3'}"
+    await prepare_database(url)
+    engine = create_engine(url)
     yield create_session_factory(engine)
     await engine.dispose()
 
@@ -81,9 +83,10 @@ async def _postgres() -> AsyncIterator[Factory]:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    engine = create_engine(POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}")
+    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    await prepare_database(url)
+    engine = create_engine(url)
     try:
-        await create_schema(engine)
         yield create_session_factory(engine)
     finally:
         await engine.dispose()

@@ -16,10 +16,9 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select, text, update
+from sqlalchemy import select, update
 
 from bot.clock import ManualClock
-from bot.db import create_engine, create_schema
 from bot.db.models import Base, Case, FsmRecord, VerificationLock
 from bot.domain.dates import month_words, parse_birth_date
 from bot.domain.errors import InvalidDate, InvalidPhone
@@ -261,27 +260,6 @@ async def every_table_but_accounts(bank: BotHarness) -> str:
                 continue
             rows += [f"{table.name}: {tuple(row)}" for row in (await session.execute(select(table))).all()]
     return "\n".join(rows)
-
-
-@pytest.fixture(params=["database_url", "postgres_url"], ids=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue(request.param)
-
-
-async def test_a_lock_table_keyed_by_the_phone_itself_is_made_anew(url: str) -> None:
-    engine = create_engine(url)
-    async with engine.begin() as connection:
-        await connection.execute(text(
-            "CREATE TABLE verification_locks (phone VARCHAR(20) PRIMARY KEY, failures INTEGER, "
-            "locked_until TIMESTAMP, updated_at TIMESTAMP)"
-        ))
-        await connection.execute(text("INSERT INTO verification_locks VALUES ('+79161234567', 2, NULL, '2026-01-01')"))
-    await create_schema(engine)
-    async with engine.connect() as connection:
-        columns = await connection.run_sync(lambda sync: [c["name"] for c in inspect(sync).get_columns("verification_locks")])
-        rows = (await connection.execute(text("SELECT * FROM verification_locks"))).all()
-    await engine.dispose()
-    assert sorted(columns) == ["failures", "locked_until", "phone_hash", "updated_at"] and rows == []
 
 
 async def test_a_verification_an_older_version_left_half_way_forgets_the_phone(harness: BotHarness) -> None:

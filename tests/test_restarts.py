@@ -20,11 +20,11 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 
-from bot.db.engine import create_engine, create_schema
+from bot.db.engine import create_engine
 from bot.db.models import Account, Arrangement
 from bot.telegram_fake import FakeTelegram
 from bot.telegram_fake.crowd import Cardholder, account_rows, birth_date_text, button_of, cardholders
-from tests.conftest import BOT_TOKEN
+from tests.conftest import BOT_TOKEN, prepare_database
 
 JOURNEYS = int(os.environ.get("RESTART_JOURNEYS", "10"))
 KILLS = int(os.environ.get("RESTART_KILLS", "4"))
@@ -126,8 +126,8 @@ async def settle_like_a_person(fake: FakeTelegram, person: Cardholder, deadline:
 async def test_journeys_survive_the_bot_being_killed_at_random_moments(fake: FakeTelegram, tmp_path: Path) -> None:
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'restarts.sqlite3'}"
     people = cardholders(JOURNEYS)
+    await prepare_database(database_url)
     engine = create_engine(database_url)
-    await create_schema(engine)
     async with engine.begin() as connection:
         await connection.execute(insert(Account), account_rows(people))
     for person in people:

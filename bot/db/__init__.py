@@ -1,3 +1,3 @@
-from bot.db.engine import create_engine, create_schema, create_session_factory
+from bot.db.engine import create_engine, create_session_factory
 
-__all__ = ["create_engine", "create_schema", "create_session_factory"]
+__all__ = ["create_engine", "create_session_factory"]

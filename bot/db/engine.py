@@ -1,17 +1,16 @@
-"""Engine and session factory; the schema is created on start-up."""
+"""Engine and session factory; the schema is kept by migrations (bot/db/schema.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.util import await_only
 
-from bot.db.models import Base
 from bot.db.sqlite_driver import one_trip_dbapi
 
 
@@ -93,41 +92,3 @@ class WriterQueue:
 
 
 _HOLDS_TURN = "holds_sqlite_write_turn"
-
-
-REBUILT_WHEN_CHANGED = frozenset({"verification_locks"})
-"""Tables of short-lived counters: one an older version made with other columns is dropped and
-made anew (verification_locks was keyed by the phone itself before it was keyed by its hash)."""
-
-
-async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables, and add missing nullable columns and indexes to tables an older version made."""
-    async with engine.begin() as connection:
-        await connection.run_sync(_drop_changed_counters)
-        await connection.run_sync(Base.metadata.create_all)
-        await connection.run_sync(_add_missing_columns)
-
-
-def _drop_changed_counters(connection: Connection) -> None:
-    inspector = inspect(connection)
-    for name in REBUILT_WHEN_CHANGED:
-        if not inspector.has_table(name):
-            continue
-        present = {column["name"] for column in inspector.get_columns(name)}
-        if present != set(Base.metadata.tables[name].columns.keys()):
-            Base.metadata.tables[name].drop(connection)
-
-
-def _add_missing_columns(connection: Connection) -> None:
-    inspector = inspect(connection)
-    for table in Base.metadata.sorted_tables:
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present:
-                continue
-            if not column.nullable:
-                raise RuntimeError(f"table {table.name} lacks the required column {column.name}; migrate it by hand")
-            column_type = column.type.compile(dialect=connection.dialect)
-            connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {column_type}'))
-        for index in table.indexes:
-            index.create(connection, checkfirst=True)
