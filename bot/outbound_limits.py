@@ -188,10 +188,13 @@ return 0
 class RedisBuckets:
     """The buckets in Redis, shared by every process of the bot; keys begin with `prefix`."""
 
-    def __init__(self, url: str, prefix: str) -> None:
-        from redis.asyncio import Redis
+    CONNECTIONS = 16
+    """Calls beyond this many at once wait for a connection (each step is one short script)."""
 
-        self.redis = Redis.from_url(url)
+    def __init__(self, url: str, prefix: str) -> None:
+        from redis.asyncio import BlockingConnectionPool, Redis
+
+        self.redis = Redis.from_pool(BlockingConnectionPool.from_url(url, max_connections=self.CONNECTIONS, timeout=None))
         self.prefix = prefix
         self._reserve = self.redis.register_script(_RESERVE)
         self._paused_for = self.redis.register_script(_PAUSED_FOR)

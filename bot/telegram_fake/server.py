@@ -184,6 +184,8 @@ class Limits:
     group_per_minute: float = 20.0
     group_burst: int = 5
     refused: int = 0
+    refused_by: dict[str, int] = field(default_factory=dict)
+    """Refusals by the bucket that was full: "bot", "chat" or "group"."""
     _tat: dict[str, float] = field(default_factory=dict)
 
     def admit(self, chat_id: int | None, now: float) -> int | None:
@@ -193,12 +195,14 @@ class Limits:
             buckets.append((f"chat:{chat_id}", self.chat_rate, self.chat_burst))
             if chat_id < 0:
                 buckets.append((f"group:{chat_id}", self.group_per_minute / 60, self.group_burst))
-        wait = 0.0
+        wait, full = 0.0, ""
         for key, rate, burst in buckets:
             tolerance = (burst - 1) / rate
-            wait = max(wait, self._tat.get(key, now) - tolerance - now)
+            if self._tat.get(key, now) - tolerance - now > wait:
+                wait, full = self._tat.get(key, now) - tolerance - now, key.split(":")[0]
         if wait > 0:
             self.refused += 1
+            self.refused_by[full] = self.refused_by.get(full, 0) + 1
             return max(1, math.ceil(wait))
         for key, rate, _burst in buckets:
             self._tat[key] = max(self._tat.get(key, now), now) + 1 / rate
