@@ -44,6 +44,10 @@ MESSAGES = frozenset({
 does a new forum topic (it posts a message in the group). Answers to button presses, chat actions,
 deletions and reads do not count and are never held back."""
 
+LATE = 0.1
+"""A slot woken for this many seconds late is given up once for a new one, so a stalled event loop
+does not release everything due meanwhile at once."""
+
 BOT_WIDE_WINDOW = 1.0
 """Two different chats refused within this many seconds: Telegram is limiting the whole bot."""
 
@@ -268,15 +272,21 @@ class OutboundLimiter:
 
     async def wait_for_slot(self, bot: Bucket, chat: list[Bucket]) -> None:
         everything = [bot, *chat]
+        loop = asyncio.get_running_loop()
+        missed = False
         while True:
             wait = await self.buckets.reserve(everything)
             if wait <= 0:
                 return
+            due = loop.time() + wait
             await asyncio.sleep(wait)
             paused = await self.buckets.paused_for(everything)
-            if paused <= 0:
+            if paused > 0:
+                await asyncio.sleep(paused)  # a 429 came while this slot waited: take a new one after it
+            elif not missed and loop.time() - due > LATE:
+                missed = True  # the event loop was held up: the messages due meanwhile would leave in a clump
+            else:
                 return
-            await asyncio.sleep(paused)  # a 429 came while this slot waited: take a new one after it
 
     async def close(self) -> None:
         close = getattr(self.buckets, "close", None)
