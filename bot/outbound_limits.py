@@ -2,8 +2,8 @@
 
 Telegram allows about 30 messages a second per bot, about 1 a second per chat (short bursts are
 tolerated) and 20 a minute per group. Each limit is a GCRA bucket (a token bucket kept as one
-time per key): a message may leave once every bucket it falls into (the bot's, its chat's, and
-its group's for a negative chat id) has room; it then reserves its slot in each, so waiting
+time per key): a message may leave once every bucket it falls into (its chat's, its group's for
+a negative chat id, then the bot's) has room; it reserves its slot in each in turn, so waiting
 messages leave in the order they reserved and no waiter polls.
 
 Two middlewares on the bot session share one limiter:
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,10 @@ MESSAGES = frozenset({
 """Calls that count as messages. Edits count (Telegram floods edits of one chat like sends), and so
 does a new forum topic (it posts a message in the group). Answers to button presses, chat actions,
 deletions and reads do not count and are never held back."""
+
+LONGEST_PAUSE = 30.0
+"""A pause Telegram asked for longer than this is not waited out inside a call (as RetryTransient's
+`longest_wait`): the caller gets Telegram's 429 and the courier or the next update tries later."""
 
 LATE = 0.1
 """A slot woken for this many seconds late is given up once for a new one, so a stalled event loop
@@ -225,6 +230,11 @@ class RedisBuckets:
         await self.redis.aclose()
 
 
+class TooLongAPause(Exception):
+    def __init__(self, seconds: int) -> None:
+        self.seconds = seconds
+
+
 class ChatTurns:
     """One call per chat at a time, in the order asked (asyncio's lock wakes waiters first come, first served)."""
 
@@ -271,13 +281,22 @@ class OutboundLimiter:
         return bot, chat
 
     async def wait_for_slot(self, bot: Bucket, chat: list[Bucket]) -> None:
+        """The chat's own slot first, then the bot's: a chat that must wait (paused, or a group at its
+        pace) takes the bot's slot only once it is ready, so it holds up no other chat."""
         everything = [bot, *chat]
+        if chat:
+            await self._wait(chat, everything)
+        await self._wait([bot], everything)
+
+    async def _wait(self, buckets: list[Bucket], everything: list[Bucket]) -> None:
         loop = asyncio.get_running_loop()
         missed = False
         while True:
-            wait = await self.buckets.reserve(everything)
+            wait = await self.buckets.reserve(buckets)
             if wait <= 0:
                 return
+            if wait > LONGEST_PAUSE and (paused := await self.buckets.paused_for(everything)) > LONGEST_PAUSE:
+                raise TooLongAPause(math.ceil(paused))
             due = loop.time() + wait
             await asyncio.sleep(wait)
             paused = await self.buckets.paused_for(everything)
@@ -326,7 +345,10 @@ class _Pace(BaseRequestMiddleware):
         chat_key = chat_of(method)
         limiter = self.limiter
         bot_bucket, chat_buckets = limiter.buckets_of(bot.id, chat_key)
-        await limiter.wait_for_slot(bot_bucket, chat_buckets)
+        try:
+            await limiter.wait_for_slot(bot_bucket, chat_buckets)
+        except TooLongAPause as pause:
+            raise TelegramRetryAfter(method, f"Too Many Requests: retry after {pause.seconds}", pause.seconds) from None
         try:
             return await make_request(bot, method)
         except TelegramRetryAfter as error:

@@ -122,7 +122,7 @@ async def test_two_senders_sharing_redis_keep_to_the_bot_limit_together(fake: Fa
 
 async def test_many_chats_at_once_lose_and_reorder_nothing(fake: FakeTelegram) -> None:
     """The benchmark's shape, small: 200 messages to 80 chats (some groups), all asked at once."""
-    fake.limits = FakeLimits(bot_rate=400, bot_burst=20, chat_rate=40, chat_burst=5, group_per_minute=2400, group_burst=5)
+    fake.limits = FakeLimits(bot_rate=400, bot_burst=200, chat_rate=40, chat_burst=20, group_per_minute=2400, group_burst=20)
     chats = [*range(1, 71), *range(-10, 0)]
     for chat_id in chats:
         if chat_id < 0:
@@ -139,3 +139,24 @@ async def test_many_chats_at_once_lose_and_reorder_nothing(fake: FakeTelegram) -
     assert refusals(fake) == []
     for chat_id in chats:
         assert texts(fake, chat_id) == [f"m{i}" for c, i in plan if c == chat_id]
+
+
+async def test_a_pause_too_long_to_wait_inside_a_call_goes_back_to_the_caller_at_once(fake: FakeTelegram) -> None:
+    from aiogram.exceptions import TelegramRetryAfter
+
+    fake.add_user(1)
+    fake.add_user(2)
+    fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 60", retry_after=60)
+    limiter = OutboundLimiter(Limits(FAST, FAST, FAST), LocalBuckets())
+    bot = sender(fake, limiter)
+    try:
+        with pytest.raises(TelegramRetryAfter):
+            await bot.send_message(1, "refused")
+        with pytest.raises(TelegramRetryAfter) as waiting:
+            await asyncio.wait_for(bot.send_message(1, "paused"), 5)
+        await bot.send_message(2, "other chat")
+    finally:
+        await bot.session.close()
+    assert 50 <= waiting.value.retry_after <= 60
+    assert texts(fake, 1) == []
+    assert texts(fake, 2) == ["other chat"]
