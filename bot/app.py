@@ -29,6 +29,7 @@ from bot.clock import Clock
 from bot.courier import Courier
 from bot.polling import ConfirmingDispatcher
 from bot.telegram_retry import RetryTransient
+from bot.outbound_limits import OutboundLimiter, Rate, create_limiter
 from bot.db import create_engine, create_session_factory
 from bot.db.fsm_storage import SQLAlchemyStorage
 from bot.db.schema import require_current_schema
@@ -217,8 +218,9 @@ async def create_app(settings: Settings, *, clock: Clock | None = None, token: s
     session_factory = create_session_factory(engine)
     i18n = create_i18n(settings.default_locale)
     bot = create_bot(settings, token)
+    limiter = create_outbound_limiter(settings)
     bot.session.middleware(OutboundMiddleware(session_factory, clock))
-    bot.session.middleware(RetryTransient(settings.telegram_attempts))  # innermost: one record per call
+    pace_outbound(bot, limiter, settings.telegram_attempts)
     updates = UpdatesInFlight(settings.max_concurrent_updates)
     desk = None
     if settings.agent_chat_id is not None:
@@ -232,7 +234,29 @@ async def create_app(settings: Settings, *, clock: Clock | None = None, token: s
     dispatcher.shutdown.register(dispatcher.drain)
     dispatcher.startup.register(courier.start)
     dispatcher.shutdown.register(courier.stop)
+    dispatcher.shutdown.register(limiter.close)
     return App(settings, engine, session_factory, bot, dispatcher, policy, i18n, clock, updates, desk, isolation, courier)
+
+
+def pace_outbound(bot: Bot, limiter: OutboundLimiter, attempts: int) -> None:
+    """The limiter's turns per chat, then retries, then pacing, innermost: every attempt is paced.
+
+    Registered after `OutboundMiddleware`, so a call waits for its turn only once the update's
+    unit of work is committed: no write turn or connection is held while it waits.
+    """
+    bot.session.middleware(limiter.in_order)
+    bot.session.middleware(RetryTransient(attempts))  # one record per call
+    bot.session.middleware(limiter.pace)
+
+
+def create_outbound_limiter(settings: Settings) -> OutboundLimiter:
+    """Telegram's limits on what the bot sends, shared through Redis when there is one (bot.outbound_limits)."""
+    return create_limiter(
+        settings.redis_url,
+        Rate(settings.outbound_bot_per_second, settings.outbound_bot_burst),
+        Rate(settings.outbound_chat_per_second, settings.outbound_chat_burst),
+        Rate(settings.outbound_group_per_minute / 60, settings.outbound_group_burst),
+    )
 
 
 async def set_commands(bot: Bot, i18n: I18n) -> None:

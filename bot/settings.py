@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     max_concurrent_updates: int = Field(default=32, ge=1, le=1000)
     flood_rate: float = Field(default=1.0, gt=0, le=1000)
     flood_burst: int = Field(default=15, ge=1, le=10000)
+    outbound_bot_per_second: float = Field(default=30.0, gt=0, le=1_000_000)
+    outbound_bot_burst: int = Field(default=1, ge=1, le=100_000)
+    outbound_chat_per_second: float = Field(default=1.0, gt=0, le=1_000_000)
+    outbound_chat_burst: int = Field(default=3, ge=1, le=100_000)
+    outbound_group_per_minute: float = Field(default=20.0, gt=0, le=60_000_000)
+    outbound_group_burst: int = Field(default=3, ge=1, le=100_000)
     payment_url_template: str = "https://pay.example-bank.com/card?account={account_id}&amount={amount}"
     privacy_key: SecretStr | None = None
     privacy_key_file: Path = PROJECT_ROOT / "data" / "privacy.key"

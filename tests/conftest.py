@@ -29,6 +29,8 @@ from bot.telegram_fake import ChatClient, FakeTelegram
 
 BOT_TOKEN = "123456:TEST-token_for-fake"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+for _name, _value in {"OUTBOUND_BOT_PER_SECOND": "1000000", "OUTBOUND_CHAT_PER_SECOND": "1000000", "OUTBOUND_GROUP_PER_MINUTE": "60000000"}.items():
+    os.environ.setdefault(_name, _value)  # tests run at machine speed; tests/test_outbound_limits.py sets its own
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 

@@ -159,6 +159,56 @@ class Faults:
         return sum(self.injected.values())
 
 
+LIMITED_METHODS = frozenset({
+    "sendmessage", "sendphoto", "senddocument", "sendvoice", "sendsticker", "sendaudio", "sendvideo",
+    "sendanimation", "sendvideonote", "sendmediagroup", "sendlocation", "sendvenue", "sendcontact",
+    "sendpoll", "senddice", "copymessage", "copymessages", "forwardmessage", "forwardmessages",
+    "editmessagetext", "editmessagecaption", "editmessagemedia", "editmessagereplymarkup", "createforumtopic",
+})
+
+
+@dataclass
+class Limits:
+    """Telegram's flood control as this fake models it: a bucket per bot, per chat and per group.
+
+    Each bucket lets `burst` messages through at once and then `rate` a second (GCRA); what comes
+    faster is refused with 429 and the seconds until it would fit. Off unless `FakeTelegram.limits`
+    is set. The bursts are Telegram's tolerance of short bursts; a sender keeping to the rates with
+    smaller bursts of its own is never refused, one going faster for long is.
+    """
+
+    bot_rate: float = 30.0
+    bot_burst: int = 10
+    chat_rate: float = 1.0
+    chat_burst: int = 5
+    group_per_minute: float = 20.0
+    group_burst: int = 5
+    refused: int = 0
+    refused_by: dict[str, int] = field(default_factory=dict)
+    """Refusals by the bucket that was full: "bot", "chat" or "group"."""
+    _tat: dict[str, float] = field(default_factory=dict)
+
+    def admit(self, chat_id: int | None, now: float) -> int | None:
+        """None when the message may go (and is counted), else the seconds to wait."""
+        buckets = [("bot", self.bot_rate, self.bot_burst)]
+        if chat_id is not None:
+            buckets.append((f"chat:{chat_id}", self.chat_rate, self.chat_burst))
+            if chat_id < 0:
+                buckets.append((f"group:{chat_id}", self.group_per_minute / 60, self.group_burst))
+        wait, full = 0.0, ""
+        for key, rate, burst in buckets:
+            tolerance = (burst - 1) / rate
+            if self._tat.get(key, now) - tolerance - now > wait:
+                wait, full = self._tat.get(key, now) - tolerance - now, key.split(":")[0]
+        if wait > 0:
+            self.refused += 1
+            self.refused_by[full] = self.refused_by.get(full, 0) + 1
+            return max(1, math.ceil(wait))
+        for key, rate, _burst in buckets:
+            self._tat[key] = max(self._tat.get(key, now), now) + 1 / rate
+        return None
+
+
 class ApiCall(NamedTuple):
     """One request the bot made: method name, decoded parameters, outcome."""
 
@@ -323,6 +373,8 @@ class FakeTelegram:
         self.bot_id = 0
         self.revoked_tokens: set[str] = set()
         self.flood_limit_per_chat: int | None = None
+        self.limits: Limits | None = None
+        """Telegram's limits on messages, enforced when set (off by default: see `Limits`)."""
         self.faults = Faults()
         self.strict_html_ampersand = False
         self.clock_offset = 0.0
@@ -810,6 +862,10 @@ class FakeTelegram:
             fault = self.faults.pick(method_key)
             if fault is not None:
                 return await self._fault(request, fault, method, params, chat_id)
+            if self.limits is not None and method_key in LIMITED_METHODS:
+                retry_after = self.limits.admit(chat_id, self.now())
+                if retry_after is not None:
+                    raise ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
             self._touched = []
             result = handler(Params(params, uploads))
             touched = list(self._touched)
