@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing import Annotated
+from typing import Annotated, Literal
 
 SUPPORTED_LOCALES = ("en", "zh_CN", "ru")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     agent_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     policy_file: Path = DEFAULT_POLICY_FILE
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
     verify_max_attempts: int = Field(default=3, ge=1, le=100)
     verify_lock_minutes: int = Field(default=30, ge=1, le=10080)
     session_idle_minutes: int = Field(default=30, ge=1, le=10080)
