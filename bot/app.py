@@ -37,7 +37,7 @@ from bot.desk import Desk
 from bot.domain.faq import matcher_for
 from bot.domain.policy import Policy, load_policy
 from bot.i18n import ChatLocaleMiddleware, create_i18n
-from bot.middlewares import FloodThrottle, UnitOfWorkMiddleware, UpdatesInFlight
+from bot.middlewares import FloodThrottle, UnitOfWorkMiddleware, UpdateLogContext, UpdatesInFlight
 from bot.services.audit import OutboundMiddleware
 from bot.services.verification import VerificationRules
 from bot.settings import SUPPORTED_LOCALES, Settings
@@ -177,7 +177,7 @@ def arrange_update_middlewares(
 ) -> None:
     """The order around every update, outermost first.
 
-    The bound on updates in flight wraps aiogram's error middleware, so an apology counts as
+    The log context comes first, so every line about an update names it. The bound on updates in flight wraps aiogram's error middleware, so an apology counts as
     handling (and so does a dropped update); the flood throttle and then the unit of work come
     after aiogram has found the chat and the user, the throttle first so a dropped update costs no
     session; both come before aiogram's FSM middleware reads the state through the unit.
@@ -186,6 +186,7 @@ def arrange_update_middlewares(
     builtin = list(manager)
     for middleware in builtin:
         manager.unregister(middleware)
+    manager.register(UpdateLogContext())
     manager.register(updates)
     for middleware in builtin:
         if middleware is dispatcher.fsm:

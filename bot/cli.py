@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PolicyError as error:
         print(f"error: POLICY_FILE: {'; '.join(error.problems)}", file=sys.stderr)
         return EXIT_USAGE
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     try:
         return asyncio.run(COMMANDS[arguments.command](settings, arguments))
     except (DomainError, SettingsError, SchemaError) as error:  # SettingsError: the privacy key file, read when the bot starts

@@ -1,4 +1,4 @@
-"""Translations: catalogs compiled at start-up, and the reader's locale chosen per update."""
+"""Translations: the compiled catalogs, and the reader's locale chosen per update."""
 
 from __future__ import annotations
 
@@ -7,34 +7,28 @@ from typing import Any
 
 from aiogram.types import TelegramObject, User
 from aiogram.utils.i18n import I18n, I18nMiddleware
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 
+from bot.catalogs import DOMAIN, compile_catalogs
 from bot.settings import PROJECT_ROOT, SUPPORTED_LOCALES
 
 LOCALES_DIR = PROJECT_ROOT / "locales"
-DOMAIN = "messages"
+"""The catalogs' sources (`.po`), in a checkout."""
+PACKAGED_LOCALES_DIR = Path(__file__).resolve().parent / "locales"
+"""The catalogs compiled when the wheel was built (`.mo` only), in an installed package."""
 
 LANGUAGE_NAMES = {"en": "English", "zh_CN": "简体中文", "ru": "Русский"}
 
 
-def compile_catalogs(locales_dir: Path = LOCALES_DIR) -> None:
-    """Compile each `.po` whose `.mo` is missing or older, so no compiled file lives in git."""
-    for po_path in sorted(locales_dir.glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
-        mo_path = po_path.with_suffix(".mo")
-        if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
-            continue
-        with po_path.open("rb") as source:
-            catalog = read_po(source, locale=po_path.parent.parent.name)
-        temporary = mo_path.with_suffix(".mo.tmp")
-        with temporary.open("wb") as target:
-            write_mo(target, catalog)
-        temporary.replace(mo_path)
+def catalogs_dir() -> Path:
+    """Where the compiled catalogs are: shipped in the package, else compiled from the checkout's locales/."""
+    if any(PACKAGED_LOCALES_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.mo")):
+        return PACKAGED_LOCALES_DIR
+    compile_catalogs(LOCALES_DIR)
+    return LOCALES_DIR
 
 
-def create_i18n(default_locale: str, locales_dir: Path = LOCALES_DIR) -> I18n:
-    compile_catalogs(locales_dir)
-    return I18n(path=locales_dir, default_locale=default_locale, domain=DOMAIN)
+def create_i18n(default_locale: str) -> I18n:
+    return I18n(path=catalogs_dir(), default_locale=default_locale, domain=DOMAIN)
 
 
 def locale_for_language_code(language_code: str | None, default: str) -> str:

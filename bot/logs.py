@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import json
 import logging
+from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from bot.domain.masking import mask_text
@@ -45,12 +48,41 @@ def _without_parameters(value: Any) -> Any:
     return f"{name}({', '.join(map(repr, statements))})"
 
 
-def masked_handler(stream: TextIO | None = None) -> logging.Handler:
+CURRENT_UPDATE: contextvars.ContextVar[tuple[int, int | None] | None] = contextvars.ContextVar("current_update", default=None)
+"""The update being handled (its id and its chat's id), set by bot/middlewares.py UpdateLogContext."""
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line; runs after MaskingFilter, so message and exception are masked already."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        update = CURRENT_UPDATE.get()
+        if update is not None:
+            line["update_id"], line["chat_id"] = update
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask_text(self.formatException(record.exc_info))
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return json.dumps(line, ensure_ascii=False)
+
+
+def masked_handler(stream: TextIO | None = None, log_format: str = "text") -> logging.Handler:
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(MaskingFilter())
     return handler
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(level=level, handlers=[masked_handler()], force=True)
+def setup_logging(level: str, log_format: str = "text") -> None:
+    logging.basicConfig(level=level, handlers=[masked_handler(log_format=log_format)], force=True)

@@ -16,6 +16,7 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import TelegramAPIError
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
+from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
 from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.types import Chat, TelegramObject, Update, User
@@ -26,6 +27,7 @@ from bot.context import UpdateContext
 from bot.db.fsm_storage import SQLAlchemyStorage
 from bot.db.unit_of_work import UnitOfWork, UpdateHandledBefore, unit_of_work
 from bot.domain.policy import Policy
+from bot.logs import CURRENT_UPDATE
 from bot.services.arrangements import ArrangementService
 from bot.services.audit import AuditTrail, current_account
 from bot.services.cases import CaseService
@@ -36,6 +38,21 @@ from handlers.states import PRIVATE_STEPS
 log = logging.getLogger(__name__)
 
 log = logging.getLogger(__name__)
+
+
+class UpdateLogContext(BaseMiddleware):
+    """Outermost: every log line written while an update is handled carries its id and its chat's id."""
+
+    async def __call__(
+        self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]], event: TelegramObject, data: dict[str, Any]
+    ) -> Any:
+        assert isinstance(event, Update)
+        chat = UserContextMiddleware.resolve_event_context(event).chat
+        token = CURRENT_UPDATE.set((event.update_id, chat.id if chat else None))
+        try:
+            return await handler(event, data)
+        finally:
+            CURRENT_UPDATE.reset(token)
 
 
 class UnitOfWorkMiddleware(BaseMiddleware):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing import Annotated
+from typing import Annotated, Literal
 
 SUPPORTED_LOCALES = ("en", "zh_CN", "ru")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -31,12 +31,13 @@ class Settings(BaseSettings):
     telegram_attempts: int = Field(default=5, ge=1, le=20)
     outbox_grace_seconds: float = Field(default=120.0, ge=0, le=86400)
     outbox_every_seconds: float = Field(default=5.0, gt=0, le=3600)
-    database_url: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'data' / 'bot.sqlite3'}"
+    database_url: str = "sqlite+aiosqlite:///./data/bot.sqlite3"  # ./data of the working directory
     default_locale: str = "en"
     agent_chat_id: int | None = None
     agent_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     policy_file: Path = DEFAULT_POLICY_FILE
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
     verify_max_attempts: int = Field(default=3, ge=1, le=100)
     verify_lock_minutes: int = Field(default=30, ge=1, le=10080)
     session_idle_minutes: int = Field(default=30, ge=1, le=10080)
@@ -52,7 +53,7 @@ class Settings(BaseSettings):
     outbound_group_burst: int = Field(default=3, ge=1, le=100_000)
     payment_url_template: str = "https://pay.example-bank.com/card?account={account_id}&amount={amount}"
     privacy_key: SecretStr | None = None
-    privacy_key_file: Path = PROJECT_ROOT / "data" / "privacy.key"
+    privacy_key_file: Path = Path("data") / "privacy.key"
 
     @field_validator("bot_token", mode="before")
     @classmethod
@@ -124,6 +125,11 @@ class Settings(BaseSettings):
                 raise ValueError("must be comma-separated Telegram user ids, e.g. 1001,1002")
             return frozenset(int(part) for part in parts)
         return value
+
+    @field_validator("policy_file", mode="before")
+    @classmethod
+    def _default_policy(cls, value: object) -> object:
+        return DEFAULT_POLICY_FILE if value in (None, "") else value
 
     @field_validator("policy_file")
     @classmethod
