@@ -46,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from import_accounts import PROFILES, scratch_database  # noqa: E402
 
 from bot.clock import Clock  # noqa: E402
-from bot.db.engine import create_engine, create_schema, create_session_factory  # noqa: E402
+from bot.db.engine import create_engine, create_session_factory
+from bot.db.schema import migrate  # noqa: E402
 from bot.db.models import Account  # noqa: E402
 from bot.db.unit_of_work import unit_of_work  # noqa: E402
 from bot.domain.e164 import is_normalized_e164  # noqa: E402
@@ -255,7 +256,7 @@ async def run(args: argparse.Namespace, directory: Path) -> int:
     async with scratch_database(args.database_url, directory) as url:
         engine = create_engine(url, max_concurrent_updates=max(8, args.concurrency))
         try:
-            await create_schema(engine)
+            await migrate(url)
             factory = create_session_factory(engine)
             seconds = await load(factory, records)
             async with factory() as session:

@@ -24,7 +24,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import Clock
-from bot.db.engine import create_engine, create_schema, create_session_factory
+from bot.db.engine import create_engine, create_session_factory
+from bot.db.schema import migrate
 from bot.db.unit_of_work import unit_of_work
 from bot.services.accounts import AccountRecord, write_accounts
 from bot.services.verification import Outcome, VerificationRules, VerificationService
@@ -89,7 +90,7 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             url = await stack.enter_async_context(_scratch_postgres())
         engine = create_engine(url)
         stack.push_async_callback(engine.dispose)
-        await create_schema(engine)
+        await migrate(url)
         async with create_session_factory(engine)() as session, session.begin():
             records = [record(n) for n in range(ACCOUNTS)]
             for start in range(0, ACCOUNTS, 5_000):
