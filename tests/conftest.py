@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -125,19 +125,93 @@ async def fake() -> AsyncIterator[FakeTelegram]:
     await server.stop()
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+# -- the backend switch: TEST_BACKEND=postgres runs the database tests on PostgreSQL and Redis ------
+
+TEST_BACKEND = os.environ.get("TEST_BACKEND", "sqlite")
+BACKEND_REDIS_URL = os.environ.get("TEST_BACKEND_REDIS_URL", "redis://127.0.0.1:6379/9")
+"""The Redis database the harness uses under TEST_BACKEND=postgres: emptied before and after each test."""
+
+
+class PostgresTemplate:
+    """A PostgreSQL database with today's schema, made once per run; each test gets a copy of it."""
+
+    def __init__(self) -> None:
+        self.name = f"tmpl_{uuid.uuid4().hex[:12]}"
+        self.admin_dsn = POSTGRES_URL.replace("postgresql+asyncpg", "postgresql")
+
+    def url(self, name: str) -> str:
+        return POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+
+    async def _admin(self, statement: str) -> None:
+        import asyncpg
+
+        connection = await asyncpg.connect(self.admin_dsn)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    async def prepare(self) -> None:
+        await self._admin(f'CREATE DATABASE "{self.name}"')
+        engine = create_engine(self.url(self.name))
+        await create_schema(engine)
+        await engine.dispose()
+
+    async def copy(self) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        await self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.name}"')
+        return name
+
+    async def drop(self, name: str) -> None:
+        await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[PostgresTemplate | None]:
+    if TEST_BACKEND != "postgres":
+        yield None
+        return
+    template = PostgresTemplate()
+    asyncio.run(template.prepare())
+    yield template
+    asyncio.run(template.drop(template.name))
 
 
 @pytest.fixture
-async def harness(fake: FakeTelegram, database_url: str) -> AsyncIterator[BotHarness]:
+async def database_url(tmp_path: Path, postgres_template: PostgresTemplate | None) -> AsyncIterator[str]:
+    """The test's own database: a SQLite file, or (TEST_BACKEND=postgres) a fresh PostgreSQL database."""
+    if postgres_template is None:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+        return
+    name = await postgres_template.copy()
+    yield postgres_template.url(name)
+    await postgres_template.drop(name)
+
+
+@pytest.fixture
+async def harness_redis_url() -> AsyncIterator[str | None]:
+    """The REDIS_URL of the harness: none, or (TEST_BACKEND=postgres) a Redis database emptied around the test."""
+    if TEST_BACKEND != "postgres":
+        yield None
+        return
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(BACKEND_REDIS_URL)
+    await client.flushdb()
+    yield BACKEND_REDIS_URL
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture
+async def harness(fake: FakeTelegram, database_url: str, harness_redis_url: str | None) -> AsyncIterator[BotHarness]:
     base_url = fake.base_url
     settings = load_settings(
         _env_file=None,
         bot_token=BOT_TOKEN,
         telegram_api_url=base_url,
         database_url=database_url,
+        redis_url=harness_redis_url,
         flood_burst=1000,  # scripted people act at machine speed; tests/test_flooding.py throttles
     )
     bot_harness = BotHarness(fake, settings, ManualClock())
