@@ -1,9 +1,10 @@
 # `make run`: the bot (offline sandbox without BOT_TOKEN, the real bot with it).
 # `make test`: the test-suite.
+# `make test-postgres`: the database tests again, on PostgreSQL and Redis (both must be running).
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: run test install bench clean
+.PHONY: run test test-postgres install bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +23,9 @@ run: install
 
 test: install
 	$(PYTHON) -m pytest
+
+test-postgres: install
+	TEST_BACKEND=postgres $(PYTHON) -m pytest -m database
 
 bench: install
 	$(PYTHON) benchmarks/import_accounts.py

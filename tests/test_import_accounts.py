@@ -27,6 +27,8 @@ from bot.services import accounts as accounts_module
 from bot.services.accounts import COLUMNS, ImportReport, RowError, import_accounts, validate_account_row
 from bot.services.demo import DEMO_ACCOUNTS, load_demo_data
 
+pytestmark = pytest.mark.database
+
 NOW = datetime(2025, 6, 1, 9, 30, tzinfo=timezone.utc)
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 

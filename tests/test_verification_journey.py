@@ -18,6 +18,8 @@ from bot.telegram_fake import FakeTelegram
 from bot.telegram_fake.server import Faults
 from tests.conftest import BOT_TOKEN, REDIS_URL, BotHarness, make_account
 
+pytestmark = pytest.mark.database
+
 BIRTH_DATE = {"en": "03/07/1985", "ru": "07.03.1985", "zh-hans": "1985年3月7日"}
 GREETING = {"en": "Hello!", "ru": "Здравствуйте", "zh-hans": "您好"}
 VERIFIED = {"en": "you are verified", "ru": "личность подтверждена", "zh-hans": "身份已确认"}
