@@ -78,6 +78,9 @@ class App:
             log.warning("closing with %s database connections still in use", self.engine.pool.checkedout())  # type: ignore[attr-defined]
         await self.dispatcher.storage.close()
         await self.isolation.close()
+        redis = getattr(self.isolation, "redis", None)
+        if redis is not None:  # aiogram's RedisEventIsolation.close leaves its connections open
+            await redis.aclose(close_connection_pool=True)
         await self.bot.session.close()
         await self.engine.dispose()
 
