@@ -1,9 +1,10 @@
 # `make run`: the bot (offline sandbox without BOT_TOKEN, the real bot with it, after migrating its database).
 # `make test`: the test-suite.
+# `make test-postgres`: the database tests again, on PostgreSQL and Redis (both must be running).
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: run test install bench clean
+.PHONY: run test test-postgres install bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +23,11 @@ run: install
 
 test: install
 	$(PYTHON) -m pytest
+
+test-postgres: install
+	TEST_BACKEND=postgres $(PYTHON) -m pytest -m database \
+		--deselect "tests/test_privacy.py::test_a_lock_table_keyed_by_the_phone_itself_is_made_anew[sqlite]" \
+		--deselect tests/test_privacy.py::test_a_verification_an_older_version_left_half_way_forgets_the_phone
 
 bench: install
 	$(PYTHON) benchmarks/import_accounts.py

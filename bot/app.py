@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.fsm.storage.base import BaseEventIsolation
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response
 from aiogram.fsm.storage.memory import DisabledEventIsolation, SimpleEventIsolation
@@ -33,10 +32,11 @@ from bot.outbound_limits import OutboundLimiter, Rate, create_limiter
 from bot.db import create_engine, create_session_factory
 from bot.db.fsm_storage import SQLAlchemyStorage
 from bot.db.schema import require_current_schema
-from bot.desk import Desk
+from bot.desk import WATCH_SECONDS, Desk
 from bot.domain.faq import matcher_for
 from bot.domain.policy import Policy, load_policy
 from bot.i18n import ChatLocaleMiddleware, create_i18n
+from bot.leases import Lease, process_holder
 from bot.middlewares import FloodThrottle, UnitOfWorkMiddleware, UpdateLogContext, UpdatesInFlight
 from bot.services.audit import OutboundMiddleware
 from bot.services.verification import VerificationRules
@@ -80,6 +80,9 @@ class App:
             log.warning("closing with %s database connections still in use", self.engine.pool.checkedout())  # type: ignore[attr-defined]
         await self.dispatcher.storage.close()
         await self.isolation.close()
+        redis = getattr(self.isolation, "redis", None)
+        if redis is not None:  # aiogram's RedisEventIsolation.close leaves its connections open
+            await redis.aclose(close_connection_pool=True)
         await self.bot.session.close()
         await self.engine.dispose()
 
@@ -122,7 +125,7 @@ def create_dispatcher(
     isolation: BaseEventIsolation,
 ) -> ConfirmingDispatcher:
     dispatcher = ConfirmingDispatcher(
-        storage=SQLAlchemyStorage(session_factory),
+        storage=create_fsm_storage(settings, session_factory),
         events_isolation=DisabledEventIsolation(),  # the unit-of-work middleware holds the chat's lock
         settings=settings,
         policy=policy,
@@ -153,23 +156,29 @@ def create_dispatcher(
 
 
 class DeskWatch:
-    """Re-announces waiting cases in the agents' group while the bot polls."""
+    """Re-announces waiting cases in the agents' group while the bot polls (in one process of several)."""
 
     def __init__(self, desk: Desk, session_factory: async_sessionmaker[AsyncSession], policy: Policy, clock: Clock) -> None:
         self.desk = desk
         self.session_factory = session_factory
         self.policy = policy
         self.clock = clock
+        self.lease = Lease(session_factory, "desk-watch", process_holder(), timedelta(seconds=3 * WATCH_SECONDS), clock)
+        self.stopping = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.task = asyncio.create_task(self.desk.watch(self.session_factory, self.policy, self.clock))
+        self.stopping.clear()
+        self.task = asyncio.create_task(
+            self.desk.watch(self.session_factory, self.policy, self.clock, self.lease, self.stopping)
+        )
 
     async def stop(self) -> None:
+        """Lets a round under way finish, then hands the lease back."""
+        self.stopping.set()
         if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            await self.task
+            self.task = None
 
 
 def arrange_update_middlewares(
@@ -193,6 +202,30 @@ def arrange_update_middlewares(
             manager.register(throttle)
             manager.register(unit_of_work)
         manager.register(middleware)
+
+
+FSM_TTL = timedelta(days=7)
+"""How long Redis keeps a chat's conversation step and data after it last changed: a chat idle
+that long starts again from the menu (its verification expired long before)."""
+
+
+def create_fsm_storage(settings: Settings, session_factory: async_sessionmaker[AsyncSession]) -> BaseStorage:
+    """Where conversation state lives: in Redis when there is one (several processes), else in the database.
+
+    Either way it survives a restart. In the database it is read with the chat's own query; in
+    Redis it is one more round trip. Its data holds what verification keeps, the phone's keyed hash,
+    never the phone.
+    """
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisStorage
+
+        return RedisStorage.from_url(
+            settings.redis_url,
+            key_builder=DefaultKeyBuilder(with_bot_id=True, with_destiny=True),
+            state_ttl=FSM_TTL,
+            data_ttl=FSM_TTL,
+        )
+    return SQLAlchemyStorage(session_factory)
 
 
 def create_events_isolation(settings: Settings) -> BaseEventIsolation:

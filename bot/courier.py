@@ -2,7 +2,8 @@
 
 At start-up and then every `every` seconds it sends what `bot.services.outbox.Outbox.due` finds:
 messages left unsent, case topics not made, relays pending or failed. An update sends its own
-effects itself; the courier is for what a crash or a long Telegram outage left behind.
+effects itself; the courier is for what a crash or a long Telegram outage left behind. With several
+bot processes the courier runs in the one holding its lease (`bot.leases`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ from bot.db.models import Account, Case, OutboxMessage
 from bot.db.unit_of_work import unit_of_work
 from bot.desk import Desk
 from bot.domain.policy import Policy
+from bot.leases import Lease, process_holder, run_leased
 from bot.services.cases import CaseService
 from bot.services.outbox import GRACE, Outbox
 
 log = logging.getLogger(__name__)
+
+LEASE_ROUNDS = 6
+"""The courier's lease lasts this many rounds: a process that died is replaced within half a minute."""
 
 OpenTopic = Callable[[Desk, CaseService, Case, Account | None, Policy], Awaitable[bool]]
 
@@ -58,6 +63,7 @@ class Courier:
         open_topic: OpenTopic,
         every: float = 5.0,
         grace: timedelta = GRACE,
+        lease: Lease | None = None,
     ) -> None:
         self.bot = bot
         self.session_factory = session_factory
@@ -67,6 +73,7 @@ class Courier:
         self.open_topic = open_topic
         self.every = every
         self.grace = grace
+        self.lease = lease or Lease(session_factory, "courier", process_holder(), LEASE_ROUNDS * timedelta(seconds=every), clock)
         self.task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -89,20 +96,9 @@ class Courier:
                     done += (await self.desk.send_relay(cases, relay, case)).status in ("sent", "blocked")
         return done
 
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.run_once()
-            except Exception:  # noqa: BLE001 - the courier must outlive one bad round; it is logged
-                log.exception("completing recorded effects failed")
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.every)
-            except TimeoutError:
-                pass
-
     async def start(self) -> None:
         self._stopping.clear()
-        self.task = asyncio.create_task(self._run())
+        self.task = asyncio.create_task(run_leased(self.lease, self.run_once, self.every, self._stopping))
 
     async def stop(self) -> None:
         """Lets the round under way finish (a round cut short would leave its connection behind)."""

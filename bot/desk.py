@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.db.models import Case, Relay
 from bot.domain.policy import Policy
+from bot.leases import Lease, run_leased
 from bot.services.cases import CaseService
 
 log = logging.getLogger(__name__)
@@ -131,12 +132,14 @@ class Desk:
         return len(due)
 
     async def watch(
-        self, session_factory: async_sessionmaker[AsyncSession], policy: Policy, clock: Clock, every: float = WATCH_SECONDS
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        policy: Policy,
+        clock: Clock,
+        lease: Lease,
+        stopping: asyncio.Event,
+        every: float = WATCH_SECONDS,
     ) -> None:
-        """Runs beside polling until cancelled."""
-        while True:
-            await asyncio.sleep(every)
-            try:
-                await self.announce_waiting(session_factory, policy, clock)
-            except Exception:  # noqa: BLE001 - the watch must outlive one bad round; it is logged
-                log.exception("announcing waiting cases failed")
+        """Runs beside polling until `stopping` is set; announces only while holding `lease`
+        (one process of several does it)."""
+        await run_leased(lease, lambda: self.announce_waiting(session_factory, policy, clock), every, stopping, first_after=every)

@@ -110,11 +110,20 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             data["ctx"] = ctx
             token = current_account.set(ctx.account.id if ctx.account is not None else None)
             try:
-                step = await unit.fsm_state(fsm_key) if fsm_key is not None else None
+                step = await self._step(unit, fsm_key, fsm_context)
                 ctx.audit.inbound(event, _chat_id(data), PRIVATE_STEPS.get(step) if step else None)
                 return await handler(event, data)
             finally:
                 current_account.reset(token)
+
+    @staticmethod
+    async def _step(unit: UnitOfWork, fsm_key: str | None, fsm_context: Any) -> str | None:
+        """The chat's conversation step, for the audit trail: from the unit (SQL storage) or the storage (Redis)."""
+        if fsm_key is not None:
+            return await unit.fsm_state(fsm_key)
+        if fsm_context is not None:
+            return await fsm_context.get_state()
+        return None
 
     async def context(
         self, unit: UnitOfWork, chat: Chat | None, user: User | None, fsm_key: str | None = None

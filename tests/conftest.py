@@ -186,22 +186,49 @@ async def prepare_database(url: str) -> None:
         await migrate(url)
 
 
-@pytest.fixture
-async def database_url(tmp_path: Path) -> str:
-    """A SQLite database at the head revision."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-    await prepare_database(url)
-    return url
+# -- the backend switch: TEST_BACKEND=postgres runs the database tests on PostgreSQL and Redis ------
+
+TEST_BACKEND = os.environ.get("TEST_BACKEND", "sqlite")
+BACKEND_REDIS_URL = os.environ.get("TEST_BACKEND_REDIS_URL", "redis://127.0.0.1:6379/9")
+"""The Redis database the harness uses under TEST_BACKEND=postgres: emptied before and after each test."""
 
 
 @pytest.fixture
-async def harness(fake: FakeTelegram, database_url: str) -> AsyncIterator[BotHarness]:
+async def database_url(tmp_path: Path) -> AsyncIterator[str]:
+    """The test's own database at the head revision: a SQLite file, or (TEST_BACKEND=postgres) a fresh PostgreSQL database."""
+    if TEST_BACKEND != "postgres":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+        await prepare_database(url)
+        yield url
+        return
+    async with new_postgres_database(migrated=True) as url:
+        yield url
+
+
+@pytest.fixture
+async def harness_redis_url() -> AsyncIterator[str | None]:
+    """The REDIS_URL of the harness: none, or (TEST_BACKEND=postgres) a Redis database emptied around the test."""
+    if TEST_BACKEND != "postgres":
+        yield None
+        return
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(BACKEND_REDIS_URL)
+    await client.flushdb()
+    yield BACKEND_REDIS_URL
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture
+async def harness(fake: FakeTelegram, database_url: str, harness_redis_url: str | None) -> AsyncIterator[BotHarness]:
     base_url = fake.base_url
     settings = load_settings(
         _env_file=None,
         bot_token=BOT_TOKEN,
         telegram_api_url=base_url,
         database_url=database_url,
+        redis_url=harness_redis_url,
         flood_burst=1000,  # scripted people act at machine speed; tests/test_flooding.py throttles
     )
     bot_harness = BotHarness(fake, settings, ManualClock())

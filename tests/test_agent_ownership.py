@@ -17,6 +17,8 @@ from bot.telegram_fake import BotMessage, ChatClient
 from tests.conftest import BotHarness
 from tests.test_handoff_journey import AGENTS, DESK, agent, bank, only_case, signed_in  # noqa: F401 (bank: fixture)
 
+pytestmark = pytest.mark.database
+
 OWNER, OTHER = AGENTS
 
 

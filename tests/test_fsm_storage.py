@@ -9,6 +9,8 @@ from bot.db import create_engine, create_session_factory
 from bot.db.fsm_storage import SQLAlchemyStorage
 from handlers.states import Verification
 
+pytestmark = pytest.mark.database
+
 KEY = StorageKey(bot_id=1, chat_id=42, user_id=42)
 OTHER = StorageKey(bot_id=1, chat_id=43, user_id=43)
 

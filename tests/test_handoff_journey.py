@@ -15,6 +15,8 @@ from bot.settings import load_settings
 from bot.telegram_fake import ChatClient, FakeTelegram
 from tests.conftest import BOT_TOKEN, BotHarness, make_account, run_bot_command
 
+pytestmark = pytest.mark.database
+
 DESK = -1001234567890
 AGENTS = (501, 502)
 OUTSIDER = 777

@@ -28,6 +28,8 @@ from bot.services.accounts import COLUMNS, ImportReport, RowError, import_accoun
 from bot.services.demo import DEMO_ACCOUNTS, load_demo_data
 from tests.conftest import prepare_database
 
+pytestmark = pytest.mark.database
+
 NOW = datetime(2025, 6, 1, 9, 30, tzinfo=timezone.utc)
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 

@@ -195,3 +195,30 @@ async def test_tables_that_differ_from_the_first_revision_are_not_adopted(tmp_pa
         assert difference in str(refused.value)
     assert re.search(r"unexpected column verification_locks\.phone[;)]", str(refused.value))
     assert str(refused.value).endswith("then run `python -m bot migrate` again")
+
+
+async def test_a_database_at_an_older_revision_is_refused_then_migrated_with_its_rows(empty_url: str) -> None:
+    engine = create_engine(empty_url)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), FIRST_REVISION))
+            await connection.execute(text(
+                "INSERT INTO chats (chat_id, user_id, locale, last_seen_at) VALUES (42, 42, 'ru', '2026-01-01 00:00:00+00:00')"
+            ))
+            await connection.commit()
+        with pytest.raises(SchemaError) as refused:
+            await require_current_schema(engine)
+    finally:
+        await engine.dispose()
+    assert str(refused.value) == (
+        f"the database is at revision {FIRST_REVISION}, older than this version of the bot (head {head()}): "
+        "back it up and run `python -m bot migrate`"
+    )
+    assert await migrate(empty_url) == f"migrated the database from {FIRST_REVISION} to revision {head()} (head)"
+    engine = create_engine(empty_url)
+    try:
+        async with engine.connect() as connection:
+            assert (await connection.execute(text("SELECT chat_id, locale FROM chats"))).all() == [(42, "ru")]
+            assert (await connection.execute(text("SELECT count(*) FROM job_leases"))).scalar_one() == 0
+    finally:
+        await engine.dispose()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from bot.db.models import OutboxMessage, Relay
 from bot.telegram_fake import ChatClient
 from tests.conftest import BotHarness
 from tests.test_handoff_journey import DESK, agent, bank, claimed_case, only_case, signed_in, topic_texts  # noqa: F401
+
+pytestmark = pytest.mark.database
 
 PAST_GRACE = 3  # minutes: the courier leaves younger effects to the update that recorded them
 

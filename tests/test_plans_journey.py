@@ -12,6 +12,8 @@ from bot.db.models import Account, Arrangement, ChatProfile, Installment, Offer
 from bot.telegram_fake import ChatClient
 from tests.conftest import BotHarness, make_account
 
+pytestmark = pytest.mark.database
+
 ACCOUNTS = {
     "zh-hans": dict(account_id="CN-1", phone="+8613800138000", currency="CNY", locale="zh_CN"),
     "ru": dict(account_id="RU-1", phone="+79123456789", currency="RUB", locale="ru", card_last4="7788"),

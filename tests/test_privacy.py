@@ -30,6 +30,8 @@ from bot.settings import load_settings
 from bot.telegram_fake import ChatClient, FakeTelegram
 from tests.conftest import BOT_TOKEN, BotHarness, make_account
 
+pytestmark = pytest.mark.database
+
 DESK = -1001234567890
 AGENT = 501
 NOW = datetime(2026, 6, 1, 9, 30, tzinfo=timezone.utc)

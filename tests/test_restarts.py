@@ -18,6 +18,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import insert, select
 
 from bot.db.engine import create_engine
@@ -25,6 +26,8 @@ from bot.db.models import Account, Arrangement
 from bot.telegram_fake import FakeTelegram
 from bot.telegram_fake.crowd import Cardholder, account_rows, birth_date_text, button_of, cardholders
 from tests.conftest import BOT_TOKEN, prepare_database
+
+pytestmark = pytest.mark.database
 
 JOURNEYS = int(os.environ.get("RESTART_JOURNEYS", "10"))
 KILLS = int(os.environ.get("RESTART_KILLS", "4"))

@@ -275,3 +275,18 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class JobLease(Base):
+    """Which process runs a background job (the courier, the desk's watch) until `expires_at`.
+
+    Taken and renewed with one conditional upsert (`bot.leases.Lease`): with several bot processes
+    on one database each job runs in one of them, and another takes it over once a holder that
+    died lets it expire.
+    """
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(120))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

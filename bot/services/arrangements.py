@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
@@ -287,9 +287,13 @@ class ArrangementService:
         if active is not None:
             if not replace:
                 return NeedsReplacement(active)
-            active.status = "replaced"
-            active.ended_at = now
-            await self.session.flush()
+            replaced = await self.session.execute(
+                update(Arrangement)
+                .where(Arrangement.id == active.id, Arrangement.status == "active")
+                .values(status="replaced", ended_at=now)
+            )
+            if replaced.rowcount != 1:  # replaced meanwhile from another chat of this account
+                raise OfferUnavailable(Unavailable.ALREADY_ACCEPTED)
         insert_once = insert_for(self.session)
         arrangement_id = await self.session.scalar(
             insert_once(Arrangement)
@@ -301,8 +305,10 @@ class ArrangementService:
             .returning(Arrangement.id)
         )
         if arrangement_id is None:  # accepted meanwhile from another chat of this account
-            if active is not None:
-                active.status, active.ended_at = "active", None
+            if active is not None:  # ours was the replacement, so no other is active: it stays
+                await self.session.execute(
+                    update(Arrangement).where(Arrangement.id == active.id).values(status="active", ended_at=None)
+                )
             raise OfferUnavailable(Unavailable.ALREADY_ACCEPTED)
         arrangement = await self.session.get(Arrangement, arrangement_id)
         assert arrangement is not None
