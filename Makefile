@@ -25,9 +25,7 @@ test: install
 	$(PYTHON) -m pytest
 
 test-postgres: install
-	TEST_BACKEND=postgres $(PYTHON) -m pytest -m database \
-		--deselect "tests/test_privacy.py::test_a_lock_table_keyed_by_the_phone_itself_is_made_anew[sqlite]" \
-		--deselect tests/test_privacy.py::test_a_verification_an_older_version_left_half_way_forgets_the_phone
+	TEST_BACKEND=postgres $(PYTHON) -m pytest -m database
 
 bench: install
 	$(PYTHON) benchmarks/import_accounts.py
