@@ -151,9 +151,11 @@ async def test_dropped_updates_cost_no_query_and_a_dropped_button_press_is_answe
             await send(lambda: fake.user_sends_text(person, "/help"))
         query = fake.user_presses(person, choice, "lang:en", forged=True)
         await waiter.wait(fake.last_update_id)
+        # The background jobs (the courier's rounds, their leases) query beside the updates.
+        while_dropping = [sql for sql in statements if "job_leases" not in sql and "outbox" not in sql]
     finally:
         await stop_bot(app, polling)
     said = texts(fake, person)
     assert [TOO_FAST["ru"] in text for text in said].count(True) == 1 and TOO_FAST["ru"] in said[-1]
-    assert statements == [], "a dropped update opens no session"
+    assert while_dropping == [], "a dropped update opens no session"
     assert fake.callback_answer(query) is not None
