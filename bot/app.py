@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import timedelta
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -35,6 +35,7 @@ from bot.desk import Desk
 from bot.domain.faq import matcher_for
 from bot.domain.policy import Policy, load_policy
 from bot.i18n import ChatLocaleMiddleware, create_i18n
+from bot.metrics import ErrorMetrics, Metrics, OutboundMetrics, UpdateMetrics
 from bot.middlewares import FloodThrottle, UnitOfWorkMiddleware, UpdatesInFlight
 from bot.services.audit import OutboundMiddleware
 from bot.services.verification import VerificationRules
@@ -61,6 +62,7 @@ class App:
     """One update per chat at a time."""
     courier: Courier
     """Completes the effects on Telegram that updates recorded and could not finish."""
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def start_polling(self, **options: Any) -> None:
         """Long polling, fetching no more updates than may be handled at once."""
@@ -192,6 +194,16 @@ def arrange_update_middlewares(
         manager.register(middleware)
 
 
+def outermost(dispatcher: Dispatcher, middleware: Any) -> None:
+    """Put `middleware` around all the others of every update."""
+    manager = dispatcher.update.outer_middleware
+    others = list(manager)
+    for other in others:
+        manager.unregister(other)
+    for each in (middleware, *others):
+        manager.register(each)
+
+
 def create_events_isolation(settings: Settings) -> BaseEventIsolation:
     """One update per chat at a time: in this process, or across processes through Redis."""
     if settings.redis_url:
@@ -213,13 +225,17 @@ async def create_app(settings: Settings, *, clock: Clock | None = None, token: s
     i18n = create_i18n(settings.default_locale)
     bot = create_bot(settings, token)
     bot.session.middleware(OutboundMiddleware(session_factory, clock))
-    bot.session.middleware(RetryTransient(settings.telegram_attempts))  # innermost: one record per call
+    bot.session.middleware(RetryTransient(settings.telegram_attempts))  # one record per call
+    metrics = Metrics()
+    bot.session.middleware(OutboundMetrics(metrics))  # innermost: every attempt
     updates = UpdatesInFlight(settings.max_concurrent_updates)
     desk = None
     if settings.agent_chat_id is not None:
         desk = Desk(bot, settings.agent_chat_id, settings.agent_ids, i18n, settings.default_locale)
     isolation = create_events_isolation(settings)
     dispatcher = create_dispatcher(settings, session_factory, policy, i18n, clock, updates, desk, isolation)
+    outermost(dispatcher, UpdateMetrics(metrics))
+    dispatcher.errors.outer_middleware(ErrorMetrics(metrics))
     courier = Courier(
         bot, session_factory, clock, policy, desk, open_case_topic,
         every=settings.outbox_every_seconds, grace=timedelta(seconds=settings.outbox_grace_seconds),
@@ -227,7 +243,7 @@ async def create_app(settings: Settings, *, clock: Clock | None = None, token: s
     dispatcher.shutdown.register(dispatcher.drain)
     dispatcher.startup.register(courier.start)
     dispatcher.shutdown.register(courier.stop)
-    return App(settings, engine, session_factory, bot, dispatcher, policy, i18n, clock, updates, desk, isolation, courier)
+    return App(settings, engine, session_factory, bot, dispatcher, policy, i18n, clock, updates, desk, isolation, courier, metrics)
 
 
 async def set_commands(bot: Bot, i18n: I18n) -> None:
