@@ -103,6 +103,8 @@ made anew (verification_locks was keyed by the phone itself before it was keyed 
 async def create_schema(engine: AsyncEngine) -> None:
     """Create missing tables, and add missing nullable columns and indexes to tables an older version made."""
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # processes starting at once take turns
+            await connection.execute(text("SELECT pg_advisory_xact_lock(7301)"))
         await connection.run_sync(_drop_changed_counters)
         await connection.run_sync(Base.metadata.create_all)
         await connection.run_sync(_add_missing_columns)
