@@ -244,3 +244,23 @@ async def test_processes_starting_at_once_create_the_schema_in_turn(postgres_url
         for engine in engines:
             await engine.dispose()
     assert results == [None, None, None]
+
+
+async def test_a_shutdown_finishes_the_updates_under_way_and_leaves_the_rest_to_telegram(hooked: WebhookHarness) -> None:
+    fake = hooked.fake
+    sent = []
+    for user_id in range(2001, 2021):
+        fake.add_user(user_id, first_name="Ann")
+        fake.user_sends_text(user_id, "/start")
+        sent.append(fake.last_update_id)
+    assert hooked.server is not None and hooked.app is not None
+    while not hooked.app.updates.running:
+        await asyncio.sleep(0.001)
+    await hooked.server.stop()
+    async with hooked.session_factory() as session:
+        recorded = set((await session.scalars(select(AuditEvent.update_id).where(AuditEvent.update_id.in_(sent)))).all())
+    pending = {update["update_id"] for update in fake.pending_updates()}
+    answered = {update_id for update_id in sent if fake.was_fetched(update_id)}
+    assert answered <= recorded, "Telegram was told only of updates that are committed"
+    assert set(sent) - recorded <= pending, "what was not handled is still Telegram's to deliver"
+    assert answered, f"the updates under way were finished (recorded {len(recorded)}, pending {len(pending)})"
