@@ -32,7 +32,7 @@ from tests.conftest import BOT_TOKEN, POSTGRES_URL, BotHarness, make_account
 SECRET = "webhook-test_secret-0123456789"
 PATH = "/telegram/webhook"
 BIRTH_DATE = "03/07/1985"
-CROWD = int(os.environ.get("WEBHOOK_CROWD", "40"))
+CROWD = int(os.environ.get("WEBHOOK_CROWD", "30"))
 """Chats at once through the fake's delivery (WEBHOOK_CROWD=100 for the full check)."""
 
 
@@ -110,6 +110,9 @@ async def test_a_cardholder_verifies_over_the_webhook_and_the_metrics_count_it(h
     assert plans and plans[-1].labels
     button = next(label for label in plans[-1].labels if plans[-1].callback_data(label))
     await cardholder.press(button)
+    fake.fail_next("sendMessage", 400, "Bad Request: chat not found")
+    apology = await cardholder.send("/help")
+    assert "Sorry, something went wrong" in apology[-1].text
 
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{hooked.url}/bot{BOT_TOKEN}/getUpdates") as response:
@@ -119,14 +122,14 @@ async def test_a_cardholder_verifies_over_the_webhook_and_the_metrics_count_it(h
 
     status, metrics = await get(hooked.url + "/metrics")
     assert status == 200
-    assert sample(metrics, "repay_updates_total", type="message") == 4
+    assert sample(metrics, "repay_updates_total", type="message") == 5
     assert sample(metrics, "repay_updates_total", type="callback_query") == 1
-    assert sample(metrics, "repay_update_handling_seconds_count") == 5
+    assert sample(metrics, "repay_update_handling_seconds_count") == 6
     assert sample(metrics, "repay_telegram_retry_after_total", method="sendMessage") == 1
     sent = sum(1 for call in fake.calls if call.method == "sendMessage")
     assert sample(metrics, "repay_telegram_requests_total", method="sendMessage") == sent
     assert sample(metrics, "repay_telegram_requests_total", method="setWebhook") == 1
-    assert sample(metrics, "repay_update_errors_total", exception="RuntimeError") == 0
+    assert sample(metrics, "repay_update_errors_total", exception="TelegramBadRequest") == 1
     assert "repay_cases_waiting 0.0" in metrics
     assert sample(metrics, "repay_updates_in_flight") == 0
 
