@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -37,6 +37,7 @@ from bot.domain.faq import matcher_for
 from bot.domain.policy import Policy, load_policy
 from bot.i18n import ChatLocaleMiddleware, create_i18n
 from bot.leases import Lease, process_holder
+from bot.metrics import ErrorMetrics, Metrics, OutboundMetrics, UpdateMetrics
 from bot.middlewares import FloodThrottle, UnitOfWorkMiddleware, UpdateLogContext, UpdatesInFlight
 from bot.services.audit import OutboundMiddleware
 from bot.services.verification import VerificationRules
@@ -63,6 +64,7 @@ class App:
     """One update per chat at a time."""
     courier: Courier
     """Completes the effects on Telegram that updates recorded and could not finish."""
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def start_polling(self, **options: Any) -> None:
         """Long polling, fetching no more updates than may be handled at once."""
@@ -228,6 +230,16 @@ def create_fsm_storage(settings: Settings, session_factory: async_sessionmaker[A
     return SQLAlchemyStorage(session_factory)
 
 
+def outermost(dispatcher: Dispatcher, middleware: Any) -> None:
+    """Put `middleware` around all the others of every update."""
+    manager = dispatcher.update.outer_middleware
+    others = list(manager)
+    for other in others:
+        manager.unregister(other)
+    for each in (middleware, *others):
+        manager.register(each)
+
+
 def create_events_isolation(settings: Settings) -> BaseEventIsolation:
     """One update per chat at a time: in this process, or across processes through Redis."""
     if settings.redis_url:
@@ -255,12 +267,16 @@ async def create_app(settings: Settings, *, clock: Clock | None = None, token: s
     limiter = create_outbound_limiter(settings)
     bot.session.middleware(OutboundMiddleware(session_factory, clock))
     pace_outbound(bot, limiter, settings.telegram_attempts)
+    metrics = Metrics()
+    bot.session.middleware(OutboundMetrics(metrics))  # innermost: every attempt
     updates = UpdatesInFlight(settings.max_concurrent_updates)
     desk = None
     if settings.agent_chat_id is not None:
         desk = Desk(bot, settings.agent_chat_id, settings.agent_ids, i18n, settings.default_locale)
     isolation = create_events_isolation(settings)
     dispatcher = create_dispatcher(settings, session_factory, policy, i18n, clock, updates, desk, isolation)
+    outermost(dispatcher, UpdateMetrics(metrics))
+    dispatcher.errors.outer_middleware(ErrorMetrics(metrics))
     courier = Courier(
         bot, session_factory, clock, policy, desk, open_case_topic,
         every=settings.outbox_every_seconds, grace=timedelta(seconds=settings.outbox_grace_seconds),
@@ -269,7 +285,7 @@ async def create_app(settings: Settings, *, clock: Clock | None = None, token: s
     dispatcher.startup.register(courier.start)
     dispatcher.shutdown.register(courier.stop)
     dispatcher.shutdown.register(limiter.close)
-    return App(settings, engine, session_factory, bot, dispatcher, policy, i18n, clock, updates, desk, isolation, courier)
+    return App(settings, engine, session_factory, bot, dispatcher, policy, i18n, clock, updates, desk, isolation, courier, metrics)
 
 
 def pace_outbound(bot: Bot, limiter: OutboundLimiter, attempts: int) -> None:

@@ -1,4 +1,4 @@
-"""Command line: `python -m bot migrate | run | sandbox | import-accounts FILE | import-payments FILE | export-case N | faq-review | demo-data | calc`."""
+"""Command line: `python -m bot migrate | run | webhook | sandbox | import-accounts FILE | import-payments FILE | export-case N | faq-review | demo-data | calc`."""
 
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="bring the database's schema to this version (back the database up first)")
     commands.add_parser("run", help="run the bot with long polling (needs BOT_TOKEN)")
+    commands.add_parser(
+        "webhook", help="run the bot behind a webhook, with /healthz and /metrics (needs BOT_TOKEN, WEBHOOK_URL, WEBHOOK_SECRET)"
+    )
     sandbox_parser = commands.add_parser("sandbox", help="talk to the bot offline in this terminal, as a demo cardholder")
     sandbox_parser.add_argument("--language", default="en", help="the Telegram language of the sandbox user (en, ru, zh)")
     accounts = commands.add_parser("import-accounts", help="load delinquent accounts from a CSV file")
@@ -89,6 +92,17 @@ async def run(settings: Settings, _arguments: argparse.Namespace) -> int:
     finally:
         await app.close()
     return 0
+
+
+async def webhook(settings: Settings, _arguments: argparse.Namespace) -> int:
+    from bot.webhook import serve
+
+    missing = [name for name, value in (("BOT_TOKEN", settings.token), ("WEBHOOK_URL", settings.webhook_url),
+                                        ("WEBHOOK_SECRET", settings.webhook_secret)) if not value]
+    if missing:
+        print(f"error: {', '.join(missing)}: required by `webhook`", file=sys.stderr)
+        return EXIT_USAGE
+    return await serve(settings)
 
 
 async def sandbox(settings: Settings, arguments: argparse.Namespace) -> int:
@@ -179,6 +193,7 @@ async def demo_data(settings: Settings, _arguments: argparse.Namespace) -> int:
 COMMANDS = {
     "migrate": migrate_command,
     "run": run,
+    "webhook": webhook,
     "sandbox": sandbox,
     "import-accounts": import_accounts_command,
     "import-payments": import_payments_command,

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     payment_url_template: str = "https://pay.example-bank.com/card?account={account_id}&amount={amount}"
     privacy_key: SecretStr | None = None
     privacy_key_file: Path = Path("data") / "privacy.key"
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_host: str = "0.0.0.0"
+    webhook_port: int = Field(default=8080, ge=1, le=65535)
+    webhook_path: str = "/telegram/webhook"
+    webhook_max_connections: int = Field(default=40, ge=1, le=100)
 
     @field_validator("bot_token", mode="before")
     @classmethod
@@ -79,6 +85,31 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError("must be an http(s) URL such as https://api.telegram.org")
         return value.rstrip("/")
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _webhook_url(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        if not re.match(r"^https?://[^\s/]+\S*$", str(value)):
+            raise ValueError("must be the public https:// URL Telegram calls, e.g. https://bot.example-bank.com/telegram/webhook")
+        return value
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _webhook_secret(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(value)):
+            raise ValueError("must be 1-256 characters of A-Z a-z 0-9 _ - (Telegram's rule), e.g. openssl rand -hex 32")
+        return value
+
+    @field_validator("webhook_path")
+    @classmethod
+    def _webhook_path(cls, value: str) -> str:
+        if not re.fullmatch(r"/\S*", value):
+            raise ValueError("must be a path starting with /, e.g. /telegram/webhook")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -3,6 +3,7 @@ made before migrations."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -222,3 +223,12 @@ async def test_a_database_at_an_older_revision_is_refused_then_migrated_with_its
             assert (await connection.execute(text("SELECT count(*) FROM job_leases"))).scalar_one() == 0
     finally:
         await engine.dispose()
+
+
+async def test_migrations_run_at_once_on_postgresql_take_turns(empty_postgres_url: str) -> None:
+    """Processes deployed together, each migrating first, on one new PostgreSQL database."""
+    lines = await asyncio.gather(*(migrate(empty_postgres_url) for _ in range(3)))
+    assert sorted(lines) == [
+        f"migrated the database from no schema to revision {head()} (head)",
+        *[f"the database is at revision {head()} (head): nothing to migrate"] * 2,
+    ]

@@ -119,6 +119,10 @@ async def require_current_schema(engine: AsyncEngine) -> None:
         raise SchemaError(problem)
 
 
+MIGRATION_LOCK = 7301
+"""The PostgreSQL advisory lock a migration holds."""
+
+
 async def migrate(database_url: str) -> str:
     """Bring the database to the head revision; one line saying from which revision to which.
 
@@ -131,6 +135,8 @@ async def migrate(database_url: str) -> str:
             if engine.dialect.name == "sqlite":  # a batch rebuild of a table must not touch the rows referring to it
                 await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
                 await connection.commit()
+            else:  # two runs at once (processes deployed together) take turns; the lock ends with the transaction
+                await connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             line = await connection.run_sync(_migrate)
             await connection.commit()
         return line

@@ -8,6 +8,7 @@ follow the official Bot API server; see /work/shared/telegram.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
 import json
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from types import EllipsisType
 from typing import Any, NamedTuple
 
+import aiohttp
 from aiohttp import web
 
 from .html_parse import EntityParseError, ParsedText, parse_html, strip_text, utf16_len
@@ -86,6 +88,9 @@ TEXT_FIELDS = frozenset({
     "query", "emoji", "language_code", "callback_query_id", "file_id", "inline_message_id",
     "secret_token", "action", "parse_mode",
 })
+LOOPBACK_HTTP = re.compile(r"^http://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/")
+WEBHOOK_TIMEOUT = 60.0
+WEBHOOK_MAX_RETRY_DELAY = 1.0
 BOT_COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 
 
@@ -400,6 +405,13 @@ class FakeTelegram:
         self._allowed_updates: frozenset[str] = DEFAULT_UPDATE_TYPES
         self._poll_generation = 0
         self._webhook_url = ""
+        self._webhook_secret: str | None = None
+        self._webhook_max_connections = 40
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._webhook_sending: set[int] = set()
+        self.webhook_last_error: tuple[float, str] | None = None
+        self.webhook_deliveries = 0
+        self.webhook_retry_delay = 0.05
         self._commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._default_menu_button: dict[str, Any] = {"type": "default"}
         self._callbacks: dict[str, CallbackState] = {}
@@ -442,6 +454,7 @@ class FakeTelegram:
     async def stop(self) -> None:
         self._closing = True
         self._notify()
+        await self._stop_delivering()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -1154,12 +1167,23 @@ class FakeTelegram:
         secret = p.str("secret_token")
         if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
             raise bad_request("secret token contains unallowed characters")
-        if url and not url.startswith("https://"):
+        if url and not (url.startswith("https://") or LOOPBACK_HTTP.match(url)):
+            # Like a local Bot API server, plain http is accepted for this machine's addresses.
             raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        max_connections = p.int("max_connections") or 40
+        if not 1 <= max_connections <= 100:
+            raise bad_request("bad webhook: max_connections must be between 1 and 100")
+        allowed = p.get("allowed_updates")
+        if isinstance(allowed, list):
+            self._allowed_updates = frozenset(allowed) if allowed else DEFAULT_UPDATE_TYPES
         self._webhook_url = url
+        self._webhook_secret = secret
+        self._webhook_max_connections = max_connections
         if p.bool("drop_pending_updates"):
             self._updates.clear()
         self._poll_generation += 1
+        if url and self._webhook_task is None:
+            self._webhook_task = asyncio.create_task(self._deliver_updates())
         self._notify()
         return True
 
@@ -1167,6 +1191,7 @@ class FakeTelegram:
         self._webhook_url = ""
         if p.bool("drop_pending_updates"):
             self._updates.clear()
+        self._notify()
         return True
 
     def api_getWebhookInfo(self, p: Params) -> dict[str, Any]:
@@ -1175,8 +1200,79 @@ class FakeTelegram:
             "pending_update_count": len(self._updates),
         }
         if self._webhook_url:
-            info["max_connections"] = 40
+            info["max_connections"] = self._webhook_max_connections
+            if self._allowed_updates != DEFAULT_UPDATE_TYPES:
+                info["allowed_updates"] = sorted(self._allowed_updates)
+            if self.webhook_last_error is not None:
+                info["last_error_date"] = int(self.webhook_last_error[0])
+                info["last_error_message"] = self.webhook_last_error[1]
         return info
+
+    # ------------------------------------------------------------------ webhook delivery
+
+    async def _deliver_updates(self) -> None:
+        """While a webhook is set: POST pending updates to it, up to `max_connections` at once, in order."""
+        sending: set[asyncio.Task[None]] = set()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT)) as session:
+            try:
+                while self._webhook_url and not self._closing:
+                    event = self._changed
+                    self._drop_unwanted()
+                    for update in list(self._updates):
+                        if len(self._webhook_sending) >= self._webhook_max_connections:
+                            break
+                        if update["update_id"] in self._webhook_sending:
+                            continue
+                        self._webhook_sending.add(update["update_id"])
+                        task = asyncio.create_task(self._deliver(session, update))
+                        sending.add(task)
+                        task.add_done_callback(sending.discard)
+                    await event.wait()
+            finally:
+                for task in list(sending):
+                    task.cancel()
+                await asyncio.gather(*sending, return_exceptions=True)
+                self._webhook_sending.clear()
+                self._webhook_task = None
+
+    async def _deliver(self, session: aiohttp.ClientSession, update: dict[str, Any]) -> None:
+        """One update, posted until the bot answers 2xx; a failure waits a little (growing) and posts again."""
+        delay = self.webhook_retry_delay
+        headers = {"X-Telegram-Bot-Api-Secret-Token": self._webhook_secret} if self._webhook_secret else {}
+        try:
+            while self._webhook_url and not self._closing:
+                self.webhook_deliveries += 1
+                try:
+                    async with session.post(self._webhook_url, json=update, headers=headers) as response:
+                        await response.read()
+                        if 200 <= response.status < 300:
+                            break
+                        error = f"Wrong response from the webhook: {response.status} {response.reason}"
+                except (aiohttp.ClientError, TimeoutError) as failure:
+                    error = f"Connection failed: {type(failure).__name__}"
+                self.webhook_last_error = (self.now(), error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, WEBHOOK_MAX_RETRY_DELAY)
+            else:
+                return
+            if update in self._updates:
+                self._updates.remove(update)
+            update_id = update["update_id"]
+            self.fetched_update_id = max(self.fetched_update_id, update_id)
+            self._fetched[update_id] = update
+            if self.faults.duplicate():
+                self._updates.append(update)
+            self._delivered.add(update_id)
+        finally:
+            self._webhook_sending.discard(update["update_id"])
+            self._notify()
+
+    async def _stop_delivering(self) -> None:
+        task = self._webhook_task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def api_getUpdates(self, p: Params) -> list[dict[str, Any]]:
         if self._webhook_url:
