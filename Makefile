@@ -4,7 +4,7 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: run test test-postgres install bench clean
+.PHONY: run test test-slow test-postgres install bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,6 +23,9 @@ run: install
 
 test: install
 	$(PYTHON) -m pytest
+
+test-slow: install
+	$(PYTHON) -m pytest -m slow
 
 test-postgres: install
 	TEST_BACKEND=postgres $(PYTHON) -m pytest -m database

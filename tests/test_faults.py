@@ -22,6 +22,8 @@ from bot.telegram_fake.crowd import desk_journey, relay_text, run_crowd
 from bot.telegram_fake.server import Faults
 from tests.test_many_at_once import start_bot, stop_bot
 
+pytestmark = pytest.mark.slow  # a campaign: `make test-slow`, run by .ci/run
+
 JOURNEYS = int(os.environ.get("FAULT_JOURNEYS", "50"))
 DESK = -1009876543210
 AGENT = 9001

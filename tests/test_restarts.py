@@ -27,7 +27,7 @@ from bot.telegram_fake import FakeTelegram
 from bot.telegram_fake.crowd import Cardholder, account_rows, birth_date_text, button_of, cardholders
 from tests.conftest import BOT_TOKEN, prepare_database
 
-pytestmark = pytest.mark.database
+pytestmark = [pytest.mark.database, pytest.mark.slow]  # a campaign: `make test-slow`, run by .ci/run
 
 JOURNEYS = int(os.environ.get("RESTART_JOURNEYS", "10"))
 KILLS = int(os.environ.get("RESTART_KILLS", "4"))
