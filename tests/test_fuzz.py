@@ -13,7 +13,7 @@ and in the agents' group, the bot blocked and unblocked. Whatever arrives:
   bot talks only in private chats), the agents' group to someone who is not an agent, and
   `my_chat_member` (the bot does not ask for it, so Telegram does not deliver it);
 * when the sequence is garbage for the state it lands in, nothing in the database changed but the
-  audit (`audit_events`), the chat's `last_seen_at`, the offers a shown menu records for this
+  audit (`audit_events`), the background jobs' leases (`job_leases`), the chat's `last_seen_at`, the offers a shown menu records for this
   chat's own account, and, for a chat the bot has never seen, the chat itself being registered
   and asked for the phone (an unverified chat with no state is waiting for the phone as much as
   one asked for it, so None and `Verification:sharing_phone` are the same step). An input is meaningful, not garbage, when the bot is meant to act on
@@ -497,11 +497,12 @@ Snapshot = dict[str, list[tuple[Any, ...]]]
 
 
 async def snapshot(fuzzer: Fuzzer) -> Snapshot:
-    """Every row of every table but the audit, without the chats' `last_seen_at`."""
+    """Every row of every table but the audit and the background jobs' leases (renewed beside the
+    updates), without the chats' `last_seen_at`."""
     tables: Snapshot = {}
     async with fuzzer.harness.session_factory() as session:
         for table in Base.metadata.sorted_tables:
-            if table.name == "audit_events":
+            if table.name in ("audit_events", "job_leases"):
                 continue
             columns = [column for column in table.c if (table.name, column.name) != ("chats", "last_seen_at")]
             rows = (await session.execute(select(*columns))).all()

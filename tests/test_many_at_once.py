@@ -58,10 +58,12 @@ async def stop_bot(app: App, polling: asyncio.Task[None]) -> None:
     await app.close()
 
 
+@pytest.mark.database
 async def test_two_hundred_cardholders_at_once_each_settle_once(
-    fake: FakeTelegram, url: str, caplog: pytest.LogCaptureFixture
+    fake: FakeTelegram, database_url: str, harness_redis_url: str | None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await crowd_settles(fake, url, caplog, CROWD)
+    """On SQLite here; on PostgreSQL and Redis under TEST_BACKEND=postgres (`make test-postgres`)."""
+    await crowd_settles(fake, database_url, caplog, CROWD, redis_url=harness_redis_url)
 
 
 async def test_a_crowd_through_four_updates_at_a_time_waits_and_settles(
@@ -118,7 +120,7 @@ class WriteLockProbe(BaseRequestMiddleware):
         self.calls = 0
 
     async def __call__(self, make_request: Callable[..., Awaitable[Any]], bot: Bot, method: TelegramMethod[Any]) -> Any:
-        if method.__api_method__ == "getUpdates":  # the poller's, made beside the updates, not by one
+        if method.__api_method__ in ("getUpdates", "getMe"):  # the poller's, made beside the updates, not by one
             return await make_request(bot, method)
         self.calls += 1
         probe = sqlite3.connect(self.path, timeout=0)
