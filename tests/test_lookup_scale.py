@@ -9,11 +9,9 @@ benchmarks/verification_lookup.py's business.
 
 from __future__ import annotations
 
-import os
 import re
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -29,11 +27,11 @@ from bot.db.schema import migrate
 from bot.db.unit_of_work import unit_of_work
 from bot.services.accounts import AccountRecord, write_accounts
 from bot.services.verification import Outcome, VerificationRules, VerificationService
+from tests.conftest import new_postgres_database
 
 ACCOUNTS = 20_000
 RULES = VerificationRules(max_attempts=3, lock_minutes=30, idle_minutes=30, phone_key=b"test-phone-key")
 NOW = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 SHARED_PHONE = "+8613800000007"
 """Accounts 7 and 8 share it."""
 
@@ -57,29 +55,6 @@ def record(n: int) -> AccountRecord:
     )
 
 
-@asynccontextmanager
-async def _scratch_postgres() -> AsyncIterator[str]:
-    asyncpg = pytest.importorskip("asyncpg")
-    admin_dsn = POSTGRES_URL.replace("postgresql+asyncpg", "postgresql")
-    try:
-        admin = await asyncpg.connect(admin_dsn, timeout=5)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
-        pytest.skip(f"PostgreSQL is not reachable at {admin_dsn}: {error}")
-    name = f"t_lookup_{uuid.uuid4().hex[:12]}"
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        admin = await asyncpg.connect(admin_dsn, timeout=5)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     """20,000 accounts written as an import writes them, on a SQLite file or a fresh PostgreSQL database."""
@@ -87,7 +62,7 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         if request.param == "sqlite":
             url = f"sqlite+aiosqlite:///{tmp_path / 'lookup.sqlite3'}"
         else:
-            url = await stack.enter_async_context(_scratch_postgres())
+            url = await stack.enter_async_context(new_postgres_database(migrated=False))
         engine = create_engine(url)
         stack.push_async_callback(engine.dispose)
         await migrate(url)
