@@ -151,7 +151,7 @@ def create_dispatcher(
     dispatcher.include_routers(*get_routers(settings.agent_chat_id))
     dispatcher.startup.register(set_commands)
     if desk is not None:
-        watch = DeskWatch(desk, session_factory, policy, clock)
+        watch = DeskWatch(desk, session_factory, policy, clock, settings.desk_watch_seconds)
         dispatcher.startup.register(watch.start)
         dispatcher.shutdown.register(watch.stop)
     return dispatcher
@@ -160,19 +160,22 @@ def create_dispatcher(
 class DeskWatch:
     """Re-announces waiting cases in the agents' group while the bot polls (in one process of several)."""
 
-    def __init__(self, desk: Desk, session_factory: async_sessionmaker[AsyncSession], policy: Policy, clock: Clock) -> None:
+    def __init__(
+        self, desk: Desk, session_factory: async_sessionmaker[AsyncSession], policy: Policy, clock: Clock, every: float = WATCH_SECONDS
+    ) -> None:
         self.desk = desk
+        self.every = every
         self.session_factory = session_factory
         self.policy = policy
         self.clock = clock
-        self.lease = Lease(session_factory, "desk-watch", process_holder(), timedelta(seconds=3 * WATCH_SECONDS), clock)
+        self.lease = Lease(session_factory, "desk-watch", process_holder(), timedelta(seconds=3 * every), clock)
         self.stopping = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.stopping.clear()
         self.task = asyncio.create_task(
-            self.desk.watch(self.session_factory, self.policy, self.clock, self.lease, self.stopping)
+            self.desk.watch(self.session_factory, self.policy, self.clock, self.lease, self.stopping, self.every)
         )
 
     async def stop(self) -> None:

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     default_locale: str = "en"
     agent_chat_id: int | None = None
     agent_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    desk_watch_seconds: float = Field(default=60.0, gt=0, le=3600)
     policy_file: Path = DEFAULT_POLICY_FILE
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
