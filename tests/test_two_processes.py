@@ -1,9 +1,9 @@
 """Two `python -m bot webhook` processes behind one load balancer, on one PostgreSQL database and one Redis.
 
 The fake Telegram posts every update to a small balancer in the test, which hands each one to
-either process at random. `TWO_PROCESS_CONVERSATIONS` cardholders (default 100, which keeps the
-test near 40 s on a shared 2-core machine) verify, accept a plan and ask for a person at once; the waiting cases are then made old enough to be announced
-again, which exactly one process does (the desk watch runs under a lease, every
+either process at random. `TWO_PROCESS_CONVERSATIONS` cardholders (default 200; about 80 s on a busy
+2-core machine, so the test is a `slow` campaign) verify, accept a plan and ask for a person at
+once; the waiting cases are then made old enough to be announced again, which exactly one process does (the desk watch runs under a lease, every
 DESK_WATCH_SECONDS); then two agents press the claim button of every case at the same moment, and
 exactly one of them gets it, whichever process each press reached.
 """
@@ -37,7 +37,7 @@ from tests.conftest import BOT_TOKEN
 
 pytestmark = pytest.mark.slow
 
-CONVERSATIONS = int(os.environ.get("TWO_PROCESS_CONVERSATIONS", "100"))
+CONVERSATIONS = int(os.environ.get("TWO_PROCESS_CONVERSATIONS", "200"))
 DESK = -1004242424242
 AGENTS = (9101, 9102)
 REDIS_URL = os.environ.get("TWO_PROCESS_REDIS_URL", "redis://127.0.0.1:6379/11")
