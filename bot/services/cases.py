@@ -151,11 +151,18 @@ class CaseService:
         return True
 
     async def due_for_announcement(self, after: timedelta) -> list[Case]:
-        """Waiting cases nobody has picked up since they were last announced; marks them announced."""
+        """Waiting cases nobody has picked up since they were last announced; marks them announced.
+
+        The rows are locked, and rows another round has locked are skipped (PostgreSQL): should two
+        processes' rounds overlap (a lease outlived), each case is still announced once.
+        """
         now = self.clock.now()
         cases = list(
             await self.session.scalars(
-                select(Case).where(Case.status == "waiting", Case.announced_at <= now - after).order_by(Case.created_at)
+                select(Case)
+                .where(Case.status == "waiting", Case.announced_at <= now - after)
+                .order_by(Case.created_at)
+                .with_for_update(skip_locked=True)
             )
         )
         for case in cases:
