@@ -4,7 +4,7 @@
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test] [--keep DIR]
 
 The verification lookup is what the bot does when a cardholder shares their phone (the contact
-step: `VerificationService.claim_phone` then `locked_until`) and when they type their birth date
+step: `VerificationService.claim_phone`, the accounts and the lock in one statement) and when they type their birth date
 (`VerificationService.verify`). Each step runs as the update middleware runs it: its own unit of
 work (`bot.db.unit_of_work.unit_of_work`) on the project's engine and session factory, the chat
 opened with `open_chat` first, committed at the end. The time measured (time.perf_counter) is
@@ -12,7 +12,8 @@ the service calls of the step, ORM and session included; the whole update (open_
 and the commit) is shown beside it.
 
 The accounts are written with the import's own `write_accounts` in large batches, one
-transaction, so they are stored exactly as an import stores them. Phones are valid E.164 numbers
+transaction, so they are stored exactly as an import stores them, and the planner's statistics
+refreshed as an import refreshes them. Phones are valid E.164 numbers
 of the countries matching the currencies and time zones; every 50th account shares the phone of
 an earlier one. Lookups mix phones on file (one account or several) and valid phones not on file;
 for a phone on file the birth date is right four times in five.
@@ -51,7 +52,7 @@ from bot.db.schema import migrate  # noqa: E402
 from bot.db.models import Account  # noqa: E402
 from bot.db.unit_of_work import unit_of_work  # noqa: E402
 from bot.domain.e164 import is_normalized_e164  # noqa: E402
-from bot.services.accounts import AccountRecord, write_accounts  # noqa: E402
+from bot.services.accounts import AccountRecord, refresh_statistics, write_accounts  # noqa: E402
 from bot.services.verification import PhoneClaim, VerificationRules, VerificationService  # noqa: E402
 
 TARGET_P99_MS = 2.0
@@ -117,6 +118,8 @@ async def load(factory: async_sessionmaker[AsyncSession], records: list[AccountR
     async with factory() as session, session.begin():
         for start in range(0, len(records), LOAD_BATCH):
             await write_accounts(session, records[start:start + LOAD_BATCH], now=NOW)
+    async with factory() as session, session.begin():
+        await refresh_statistics(session)  # as `import_accounts` does after an import
     return time.perf_counter() - started
 
 
@@ -169,11 +172,11 @@ async def one_lookup(factory: async_sessionmaker[AsyncSession], clock: Clock, ch
         verification = VerificationService(unit.session, RULES, clock)
         await verification.open_chat(chat_id, chat_id)
         started = time.perf_counter()
-        claim = await verification.claim_phone(lookup.phone)
-        locked_until = await verification.locked_until(claim)
+        shared = await verification.claim_phone(lookup.phone)
         timings.contact.append(time.perf_counter() - started)
     timings.contact_update.append(time.perf_counter() - began)
-    if locked_until is not None:
+    claim = shared.claim
+    if shared.locked_until is not None:
         timings.outcomes["locked at contact"] = timings.outcomes.get("locked at contact", 0) + 1
         return
     claim = PhoneClaim.from_data(claim.as_data())  # as the FSM data hands it to the next update
@@ -271,14 +274,14 @@ async def run(args: argparse.Namespace, directory: Path) -> int:
             await run_lookups(factory, warmup, FIRST_CHAT, 1)
             timings, wall = await run_lookups(factory, sequential, FIRST_CHAT + args.warmup, 1)
             print(f"sequential: {len(sequential)} verifications in {wall:.1f} s; outcomes {dict(sorted(timings.outcomes.items()))}")
-            contact = show("contact step (claim + lock)", timings.contact)
+            contact = show("contact step (claim_phone)", timings.contact)
             birth = show("birth-date step (verify)", timings.birth_date)
             show("contact update (with open+commit)", timings.contact_update)
             show("birth-date update (with open+commit)", timings.birth_date_update)
             if concurrent:
                 timings, wall = await run_lookups(factory, concurrent, FIRST_CHAT + args.warmup + args.lookups, args.concurrency)
                 print(f"{args.concurrency} at once: {len(concurrent)} verifications in {wall:.1f} s ({len(concurrent) / wall:,.0f}/s)")
-                show("contact step (claim + lock)", timings.contact)
+                show("contact step (claim_phone)", timings.contact)
                 show("birth-date step (verify)", timings.birth_date)
                 show("contact update (with open+commit)", timings.contact_update)
                 show("birth-date update (with open+commit)", timings.birth_date_update)

@@ -58,12 +58,11 @@ async def phone_shared(message: Message, state: FSMContext, ctx: UpdateContext, 
     except InvalidPhone:
         await message.answer(_("I could not read that phone number. Please contact the bank by phone instead."))
         return
-    claim = await ctx.verification.claim_phone(phone)
-    locked_until = await ctx.verification.locked_until(claim)
-    if locked_until is not None:
-        await tell_locked(message, locked_until, clock, policy)
+    shared = await ctx.verification.claim_phone(phone)
+    if shared.locked_until is not None:
+        await tell_locked(message, shared.locked_until, clock, policy)
         return
-    await state.set_data(claim.as_data())
+    await state.set_data(shared.claim.as_data())
     await state.set_state(Verification.typing_birth_date)
     await ask_for_birth_date(message, _("Thank you."))
 

@@ -88,8 +88,9 @@ async def account_statements(engine: AsyncEngine, phone: str, birth_date: date) 
             verification = VerificationService(unit.session, RULES, Clock())
             chat = await verification.open_chat(42, 42)
             sent.clear()  # opening the chat joins accounts by key; the lookup is what follows
-            claim = await verification.claim_phone(phone)
-            assert await verification.locked_until(claim) is None
+            shared = await verification.claim_phone(phone)
+            assert shared.locked_until is None
+            claim = shared.claim
             result = await verification.verify(chat.profile, claim, birth_date)
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", catch)

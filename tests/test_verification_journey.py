@@ -89,8 +89,24 @@ async def test_wrong_birth_date_until_lockout(bank: BotHarness) -> None:
     bank.clock.advance(minutes=31)
     await cardholder.send("/start")
     await cardholder.share_contact("+8613800138000")
+    counted_afresh = await cardholder.send("1990-01-04")
+    assert "Attempts left: 2" in counted_afresh[-1].text, "a lock that ended leaves no failures behind"
     verified = await cardholder.send("1985-03-07")
     assert "you are verified" in verified[-1].text
+
+
+async def test_verifying_clears_earlier_failures(bank: BotHarness) -> None:
+    cardholder = bank.cardholder()
+    await cardholder.send("/start")
+    await cardholder.share_contact("+8613800138000")
+    await cardholder.send("1990-01-01")
+    await cardholder.send("1990-01-02")
+    assert "you are verified" in (await cardholder.send("1985-03-07"))[-1].text
+
+    later = bank.cardholder()
+    await later.send("/start")
+    await later.share_contact("+8613800138000")
+    assert "Attempts left: 2" in (await later.send("1990-01-03"))[-1].text
 
 
 async def test_lockout_counts_failures_across_chats(bank: BotHarness) -> None:

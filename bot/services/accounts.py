@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel.numbers import get_currency_precision, list_currencies
-from sqlalchemy import Numeric, String
+from sqlalchemy import Numeric, String, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -700,6 +700,14 @@ async def write_accounts(session: AsyncSession, records: Sequence[AccountRecord]
     return counts
 
 
+async def refresh_statistics(session: AsyncSession) -> None:
+    """Tell PostgreSQL's planner what a large import changed, as its autovacuum would some minutes
+    later: until then it plans the phone lookup for a table it thinks is small. SQLite plans by
+    its indexes alone and needs nothing."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text("ANALYZE accounts"))
+
+
 # --------------------------------------------------------------------------- import
 
 
@@ -724,6 +732,8 @@ async def import_accounts(
                 async with store.tuned_for_import():
                     with _prompt_thread_switches():
                         await _import_rows(reader, len(header), positions, store, now, report)
+            async with session_factory() as session, session.begin():
+                await refresh_statistics(session)
         except OSError as error:
             raise ImportFileError(f"cannot read {source}: {error.strerror or error}") from None
         except csv.Error as error:

@@ -14,15 +14,17 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Integer, and_, bindparam, case, null, select, type_coerce, union_all
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.db.models import Account, Case, ChatProfile, FsmRecord, VerificationLock
+from bot.db.types import UTCDateTime
 from bot.db.unit_of_work import unit_of
-from bot.db.upsert import insert_for
 from bot.domain.phones import phone_digest
 from bot.services.cases import OPEN
 
@@ -54,6 +56,14 @@ class PhoneClaim:
         if not isinstance(phone_hash, str) or not isinstance(accounts, list):
             return None
         return cls(phone_hash, tuple(int(pk) for pk in accounts))
+
+
+@dataclass(frozen=True)
+class SharedPhone:
+    """The contact step's answer: the claim to keep, and until when the phone is locked out (if it is)."""
+
+    claim: PhoneClaim
+    locked_until: datetime | None
 
 
 class Outcome(enum.Enum):
@@ -132,52 +142,51 @@ class VerificationService:
             account = None
         return ChatSession(profile=profile, account=account, expired=expired, open_case=open_case)
 
-    async def claim_phone(self, phone: str) -> PhoneClaim:
-        """What the contact step leaves for the birth-date step, for a phone in E.164."""
-        accounts = await self.session.scalars(select(Account.id).where(Account.phone == phone).order_by(Account.id))
-        return PhoneClaim(phone_digest(phone, self.rules.phone_key), tuple(accounts))
-
-    async def locked_until(self, claim: PhoneClaim) -> datetime | None:
-        lock = await self.session.get(VerificationLock, claim.phone_hash)
-        if lock and lock.locked_until and lock.locked_until > self.clock.now():
-            return lock.locked_until
-        return None
+    async def claim_phone(self, phone: str) -> SharedPhone:
+        """What the contact step leaves for the birth-date step, for a phone in E.164, and whether
+        the phone is locked out: one statement, the accounts on file and the lock together."""
+        phone_hash = phone_digest(phone, self.rules.phone_key)
+        rows = (await self.session.execute(_PHONE_ON_FILE, {"phone": phone, "hash": phone_hash, "at": self.clock.now()})).all()
+        accounts = sorted(account for account, _ in rows if account is not None)
+        locked_until = next((until for account, until in rows if account is None), None)
+        return SharedPhone(PhoneClaim(phone_hash, tuple(accounts)), locked_until)
 
     async def verify(self, profile: ChatProfile, claim: PhoneClaim, birth_date: date) -> VerificationResult:
-        now = self.clock.now()
-        insert = insert_for(self.session)
-        await self.session.execute(
-            insert(VerificationLock)
-            .values(phone_hash=claim.phone_hash, failures=0, updated_at=now)
-            .on_conflict_do_nothing(index_elements=["phone_hash"])
-        )
-        lock = await self.session.get(VerificationLock, claim.phone_hash, with_for_update=True, populate_existing=True)
-        assert lock is not None
-        if lock.locked_until and lock.locked_until > now:
-            return VerificationResult(Outcome.LOCKED, locked_until=lock.locked_until)
+        """Check the birth date against the claimed accounts and count the attempt on the phone.
 
-        matches = await self.session.scalars(
-            select(Account)
-            .where(Account.id.in_(claim.accounts), Account.birth_date == birth_date)
-            .order_by(Account.days_past_due.desc(), Account.id)
-        )
+        The attempt is counted by one `INSERT … ON CONFLICT DO UPDATE … RETURNING` on the phone's
+        lock row, which decides in the database whether the phone was already locked, whether this
+        failure locks it, and resets the count on success; the row is locked while it is decided,
+        so two chats trying the same phone at once count two attempts.
+        """
+        now = self.clock.now()
+        matches = await self.session.scalars(_ACCOUNTS_BORN_ON, {"accounts": list(claim.accounts), "born": birth_date})
         # An account whose phone changed (a new import) since the contact was shared no longer counts.
         account = next((match for match in matches if phone_digest(match.phone, self.rules.phone_key) == claim.phone_hash), None)
-        lock.updated_at = now
+        succeeded = account is not None
+        first_lock = None if succeeded or self.rules.max_attempts > 1 else now + timedelta(minutes=self.rules.lock_minutes)
+        attempt = _attempt_statement(self.session.bind.dialect.name, succeeded)
+        counted = (
+            await self.session.execute(
+                attempt,
+                {
+                    "hash": claim.phone_hash,
+                    "at": now,
+                    "ends": now + timedelta(minutes=self.rules.lock_minutes),
+                    "most": self.rules.max_attempts,
+                    "first_failures": 0 if succeeded or first_lock is not None else 1,
+                    "first_lock": first_lock,
+                },
+            )
+        ).one()
+        if counted.locked_until is not None and counted.locked_until > now:
+            return VerificationResult(Outcome.LOCKED, locked_until=counted.locked_until)
         if account is not None:
-            lock.failures = 0
-            lock.locked_until = None
             profile.account_pk = account.id
             profile.verified_at = now
             profile.last_seen_at = now
             return VerificationResult(Outcome.VERIFIED, account=account)
-
-        lock.failures += 1
-        if lock.failures >= self.rules.max_attempts:
-            lock.failures = 0
-            lock.locked_until = now + timedelta(minutes=self.rules.lock_minutes)
-            return VerificationResult(Outcome.LOCKED, locked_until=lock.locked_until)
-        return VerificationResult(Outcome.MISMATCH, attempts_left=self.rules.max_attempts - lock.failures)
+        return VerificationResult(Outcome.MISMATCH, attempts_left=self.rules.max_attempts - counted.failures)
 
     async def sign_out(self, profile: ChatProfile) -> None:
         profile.account_pk = None
@@ -193,3 +202,46 @@ class VerificationService:
 
     async def set_locale(self, profile: ChatProfile, locale: str) -> None:
         profile.locale = locale
+
+
+# The lookup's statements are built once, with bound parameters, so that an attempt costs its round
+# trips and not the building and cache-keying of a new statement.
+_LOCKS = VerificationLock.__table__.c
+_PHONE_ON_FILE = union_all(
+    select(Account.id, type_coerce(null(), UTCDateTime)).where(Account.phone == bindparam("phone")),
+    select(null(), _LOCKS.locked_until).where(
+        _LOCKS.phone_hash == bindparam("hash"), _LOCKS.locked_until > bindparam("at", type_=UTCDateTime)
+    ),
+)
+_ACCOUNTS_BORN_ON = (
+    select(Account)
+    .where(Account.id.in_(bindparam("accounts", expanding=True)), Account.birth_date == bindparam("born"))
+    .order_by(Account.days_past_due.desc(), Account.id)
+)
+
+
+@lru_cache(maxsize=8)
+def _attempt_statement(dialect: str, succeeded: bool) -> Any:
+    """Count one attempt on a phone's lock row: a locked phone's row stays as it is; a success
+    clears the failures; a failure adds one, and the one that reaches the limit locks the phone."""
+    at, ends = bindparam("at", type_=UTCDateTime), bindparam("ends", type_=UTCDateTime)
+    locked = _LOCKS.locked_until > at
+    if succeeded:
+        failures: Any = case((locked, _LOCKS.failures), else_=0)
+        until: Any = case((locked, _LOCKS.locked_until), else_=null())
+    else:
+        locks_now = _LOCKS.failures + 1 >= bindparam("most", type_=Integer)
+        failures = case((locked, _LOCKS.failures), (locks_now, 0), else_=_LOCKS.failures + 1)
+        until = case((locked, _LOCKS.locked_until), (locks_now, ends), else_=null())
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(VerificationLock.__table__)
+        .values(
+            phone_hash=bindparam("hash"),
+            failures=bindparam("first_failures", type_=Integer),
+            locked_until=bindparam("first_lock", type_=UTCDateTime),
+            updated_at=at,
+        )
+        .on_conflict_do_update(index_elements=["phone_hash"], set_={"failures": failures, "locked_until": until, "updated_at": at})
+        .returning(_LOCKS.failures, _LOCKS.locked_until)
+    )
