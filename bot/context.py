@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Account, Case, ChatProfile
 from bot.db.unit_of_work import UnitOfWork
+from bot.domain.policy import Policy
 from bot.services.arrangements import ArrangementService
 from bot.services.audit import AuditTrail
 from bot.services.cases import CaseService
@@ -20,6 +21,9 @@ class UpdateContext:
     """Given to every handler as `ctx`; the services share the update's one session."""
 
     unit: UnitOfWork
+    policy: Policy
+    """The bank's policy as it applies to the verified account (its jurisdiction's pack), or the
+    bank's own before anyone is verified."""
     verification: VerificationService
     arrangements: ArrangementService
     cases: CaseService

@@ -108,6 +108,7 @@ class UnitOfWorkMiddleware(BaseMiddleware):
                 fsm_key = fsm_context.storage.key_string(fsm_context.key)
             ctx = await self.context(unit, data.get("event_chat"), data.get("event_from_user"), fsm_key)
             data["ctx"] = ctx
+            data["policy"] = ctx.policy  # the rules of the account's jurisdiction, once it is known
             token = current_account.set(ctx.account.id if ctx.account is not None else None)
             try:
                 step = await self._step(unit, fsm_key, fsm_context)
@@ -134,10 +135,13 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         chat_session = None
         if chat is not None and chat.type == "private" and user is not None:
             chat_session = await verification.open_chat(chat.id, user.id, fsm_key)
+        account = chat_session.account if chat_session is not None else None
+        policy = self.policy.for_account(account) if account is not None else self.policy
         return UpdateContext(
             unit=unit,
+            policy=policy,
             verification=verification,
-            arrangements=ArrangementService(session, self.policy, self.clock),
+            arrangements=ArrangementService(session, policy, self.clock),
             cases=cases,
             audit=AuditTrail(unit, self.clock),
             outbox=Outbox(session, self.clock),

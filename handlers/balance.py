@@ -9,6 +9,7 @@ from aiogram.filters import Command, MagicData
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.domain.dates import add_years
 from bot.context import UpdateContext
 from bot.db.models import Account
 from bot.domain.policy import Policy, Stage
@@ -98,14 +99,6 @@ def consequences(arrangements: ArrangementService, policy: Policy, stage: Stage 
             )
         )
     return lines
-
-
-def add_years(start: date, years: int) -> date:
-    """The same calendar day `years` later (29 February becomes 28 February)."""
-    try:
-        return start.replace(year=start.year + years)
-    except ValueError:
-        return start.replace(year=start.year + years, day=28)
 
 
 def create_router() -> Router:

@@ -23,7 +23,7 @@ from bot.formatting import day, money
 from bot.services.arrangements import ArrangementService
 from bot.services.faq_review import record_feedback, record_question, record_topic
 from bot.settings import Settings
-from handlers.balance import add_years
+from bot.domain.dates import add_years
 from handlers.fallback import LONGEST_TEXT_READ
 from handlers.keyboards import PersonRequest, PlanMenuAction
 from handlers.plans import payment_url

@@ -197,3 +197,11 @@ def _example(locale: str) -> str:
         "ru": "07.03.1985 or 7 March 1985",
         "zh_CN": "1985年3月7日 or 1985-03-07",
     }.get(locale, "1985-03-07")
+
+
+def add_years(start: date, years: int) -> date:
+    """The same calendar day `years` later (29 February becomes 28 February)."""
+    try:
+        return start.replace(year=start.year + years)
+    except ValueError:
+        return start.replace(year=start.year + years, day=28)

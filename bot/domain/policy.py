@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 import tomllib
 import unicodedata
-from dataclasses import dataclass
-from datetime import time
+from dataclasses import dataclass, field, replace
+from datetime import date, time, timedelta
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +31,19 @@ from bot.domain.calculator import (
     is_known_currency,
 )
 from bot.domain.errors import CalculationError, ProblemsError
+from bot.domain.jurisdiction import (
+    BUREAU_RULES,
+    REMAINDERS,
+    ROUNDINGS,
+    BureauRule,
+    ContactRules,
+    HardshipTerms,
+    Hours,
+    Jurisdiction,
+    LegalRules,
+    PlanConventions,
+    Threshold,
+)
 
 CONSEQUENCES = ("credit_bureau", "late_fees", "interest", "card_suspended", "legal_action")
 WAIVER_CONDITIONS = ("pay_in_full", "first_installment")
@@ -38,7 +51,8 @@ MAX_OFFER_MINUTES = 7 * 24 * 60
 MAX_WAIVER_DAYS = 90
 _SECTIONS = (
     "version", "bank", "stages", "terms", "fees", "minimum_installment", "promise_to_pay",
-    "late_fee_waiver", "offers", "credit_bureau", "minimum_payment", "disclosures", "handoff",
+    "late_fee_waiver", "offers", "minimum_payment", "disclosures", "handoff",
+    "jurisdiction_by_currency", "jurisdictions",
 )
 HANDOFF_REASONS = ("person", "hardship", "dispute", "complaint", "anger")
 DISCLOSURE_MOMENTS = ("first_contact", "balance")
@@ -193,10 +207,44 @@ class Policy:
     promise_max_days: int
     late_fee_waiver: LateFeeWaiver
     offer_expiry_minutes: int
-    credit_record_years: int  # a negative bureau record stays this long after the debt is repaid
     minimum_payment_share: Decimal  # the statement minimum as a share of the balance
+    jurisdictions: Mapping[str, Jurisdiction]
+    jurisdiction_by_currency: Mapping[str, str]
+    """ISO currency -> the code of the jurisdiction of its accounts when the file names none;
+    "default" for any other currency."""
     disclosures: tuple[Disclosure, ...] = ()
     handoff: Handoff = Handoff(reannounce_minutes=15, keywords={})
+    jurisdiction: Jurisdiction | None = None
+    """The pack this policy is the view of (`for_account`); None for the bank's own policy."""
+    _views: dict[str, Policy] = field(default_factory=dict, compare=False, repr=False)
+
+    def pack_for(self, code: str | None, currency: str) -> Jurisdiction:
+        """The jurisdiction of an account: the one it names, else its currency's default."""
+        if code is not None and code in self.jurisdictions:
+            return self.jurisdictions[code]
+        chosen = self.jurisdiction_by_currency.get(currency) or self.jurisdiction_by_currency["default"]
+        return self.jurisdictions[chosen]
+
+    def for_account(self, account: Any) -> Policy:
+        """The policy as it applies to `account` (anything with `currency` and `jurisdiction`):
+        its pack's terms, rates and rules in place of the bank's defaults."""
+        pack = self.pack_for(getattr(account, "jurisdiction", None), account.currency)
+        return self.for_jurisdiction(pack.code)
+
+    def for_jurisdiction(self, code: str) -> Policy:
+        view = self._views.get(code)
+        if view is None:
+            raise KeyError(f"no jurisdiction {code!r} in the policy")
+        return view
+
+    @property
+    def rules(self) -> Jurisdiction:
+        """The pack in force: this view's, or (for the bank's own policy) the default one."""
+        return self.jurisdiction or self.jurisdictions[self.jurisdiction_by_currency["default"]]
+
+    @property
+    def credit_record_years(self) -> int:
+        return self.rules.credit_bureau.years
 
     def disclosures_for(self, currency: str, when: str) -> tuple[Disclosure, ...]:
         return tuple(item for item in self.disclosures if item.applies(currency, when))
@@ -253,6 +301,15 @@ class _Reader:
                 return None
             node = node[part]
         return self.check(key, node, kind)
+
+    def node(self, key: str) -> Any:
+        """The raw value at a dotted key, or None."""
+        node: Any = self.raw
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
 
     def check(self, key: str, value: Any, kind: type) -> Any:
         if kind is int and isinstance(value, bool) or not isinstance(value, kind):
@@ -445,32 +502,40 @@ def _rate_table(reader: _Reader, key: str, high: Decimal, unit: str) -> dict[int
     return rates
 
 
-def _terms_and_fees(reader: _Reader) -> tuple[Terms, Fees]:
-    reader.unknown_keys("terms.", reader.raw.get("terms"), ("self_service", "agent_only", "self_service_method"))
-    reader.unknown_keys("fees.", reader.raw.get("fees"), ("flat_monthly", "amortizing_apr"))
-    self_service = _term_list(reader, "terms.self_service", required=True)
-    agent_only = _term_list(reader, "terms.agent_only", required=False)
+def _terms_and_fees(
+    reader: _Reader, terms_key: str = "terms", fees_key: str = "fees", method: str | None = None
+) -> tuple[Terms, Fees]:
+    """The terms and rates at `terms_key` and `fees_key` (the bank's, or a pack's own); a pack
+    gives its plans' `method` in place of ``terms.self_service_method``."""
+    reader.unknown_keys(
+        f"{terms_key}.", reader.node(terms_key),
+        ("self_service", "agent_only") if terms_key != "terms" else ("self_service", "agent_only", "self_service_method"),
+    )
+    reader.unknown_keys(f"{fees_key}.", reader.node(fees_key), ("flat_monthly", "amortizing_apr"))
+    self_service = _term_list(reader, f"{terms_key}.self_service", required=True)
+    agent_only = _term_list(reader, f"{terms_key}.agent_only", required=False)
     for term in agent_only:
         if term in self_service:
-            reader.problem("terms.agent_only", f"{term} is also a self-service term")
+            reader.problem(f"{terms_key}.agent_only", f"{term} is also a self-service term")
     agent_only = tuple(term for term in agent_only if term not in self_service)
-    method = reader.get("terms.self_service_method", str, default=FLAT)
-    if method not in (FLAT, AMORTIZING, None):
-        reader.problem("terms.self_service_method", f"{method!r} is not \"flat\" or \"amortizing\"")
-        method = None
-    flat = _rate_table(reader, "fees.flat_monthly", MAX_FLAT_MONTHLY_RATE, " a month")
-    apr = _rate_table(reader, "fees.amortizing_apr", MAX_APR, " a year")
+    if method is None:
+        method = reader.get(f"{terms_key}.self_service_method", str, default=FLAT)
+        if method not in (FLAT, AMORTIZING, None):
+            reader.problem(f"{terms_key}.self_service_method", f"{method!r} is not \"flat\" or \"amortizing\"")
+            method = None
+    flat = _rate_table(reader, f"{fees_key}.flat_monthly", MAX_FLAT_MONTHLY_RATE, " a month")
+    apr = _rate_table(reader, f"{fees_key}.amortizing_apr", MAX_APR, " a year")
     if method == FLAT:
         for term in self_service:
-            if term not in flat and not _bad_key(reader, "fees.flat_monthly", term):
-                reader.problem("terms.self_service", f"{term} has no fee rate in fees.flat_monthly")
+            if term not in flat and not _bad_key(reader, f"{fees_key}.flat_monthly", term):
+                reader.problem(f"{terms_key}.self_service", f"{term} has no fee rate in {fees_key}.flat_monthly")
     elif method == AMORTIZING:
         for term in self_service:
-            if term not in apr and not _bad_key(reader, "fees.amortizing_apr", term):
-                reader.problem("terms.self_service", f"{term} has no rate in fees.amortizing_apr")
+            if term not in apr and not _bad_key(reader, f"{fees_key}.amortizing_apr", term):
+                reader.problem(f"{terms_key}.self_service", f"{term} has no rate in {fees_key}.amortizing_apr")
     for term in agent_only:
-        if term not in apr and not _bad_key(reader, "fees.amortizing_apr", term):
-            reader.problem("terms.agent_only", f"{term} has no rate in fees.amortizing_apr")
+        if term not in apr and not _bad_key(reader, f"{fees_key}.amortizing_apr", term):
+            reader.problem(f"{terms_key}.agent_only", f"{term} has no rate in {fees_key}.amortizing_apr")
     return (
         Terms(self_service=self_service, agent_only=agent_only, self_service_method=method or FLAT),
         Fees(flat_monthly=flat, amortizing_apr=apr),
@@ -479,9 +544,8 @@ def _terms_and_fees(reader: _Reader) -> tuple[Terms, Fees]:
 
 def _bad_key(reader: _Reader, key: str, term: int) -> bool:
     """Whether the term's rate is present but was already reported as wrong."""
-    section, table = key.split(".")
-    node = reader.raw.get(section)
-    return isinstance(node, dict) and isinstance(node.get(table), dict) and str(term) in node[table]
+    node = reader.node(key)
+    return isinstance(node, dict) and str(term) in node
 
 
 def _minimum_installment(reader: _Reader) -> MinimumInstallment:
@@ -578,6 +642,235 @@ def _handoff(reader: _Reader) -> Handoff:
     return Handoff(minutes, keywords)
 
 
+JURISDICTION_CODE = re.compile(r"[A-Z]{2}(-[A-Z0-9]{1,3})?")
+_PACK_KEYS = ("name", "retention_years", "contact", "credit_bureau", "legal", "plans", "terms", "fees", "hardship")
+_CONTACT_KEYS = (
+    "working_days", "days_off", "weekly_days_off", "holidays", "max_per_day", "max_per_week", "max_per_month",
+    "opt_out_notice", "reply_window_minutes",
+)
+
+
+def _jurisdictions(reader: _Reader, minimum: MinimumInstallment) -> dict[str, tuple[Jurisdiction, Terms, Fees]]:
+    """Every ``[jurisdictions.XX]`` pack, with the terms and rates its accounts are offered."""
+    node = reader.get("jurisdictions", dict)
+    if not node:
+        if node is not None:
+            reader.problem("jurisdictions", "at least one jurisdiction is needed")
+        return {}
+    packs: dict[str, tuple[Jurisdiction, Terms, Fees]] = {}
+    for code, raw in node.items():
+        key = f"jurisdictions.{code}"
+        if not JURISDICTION_CODE.fullmatch(code):
+            reader.problem(key, "not a jurisdiction code (ISO 3166-1 alpha-2, such as CN, or a subdivision such as US-CA)")
+            continue
+        if reader.table(key, raw) is None:
+            continue
+        reader.unknown_keys(f"{key}.", raw, _PACK_KEYS)
+        name = reader.get(f"{key}.name", str)
+        retention = reader.get(f"{key}.retention_years", int)
+        if retention is not None:
+            retention = reader.integer(f"{key}.retention_years", retention, 1, 30)
+        contact = _contact_rules(reader, f"{key}.contact")
+        bureau = _bureau_rule(reader, f"{key}.credit_bureau")
+        legal = _legal_rules(reader, f"{key}.legal")
+        plans = _plan_conventions(reader, f"{key}.plans")
+        terms, fees = _terms_and_fees(
+            reader,
+            f"{key}.terms" if "terms" in raw else "terms",
+            f"{key}.fees" if "fees" in raw else "fees",
+            method=plans.method if plans is not None else FLAT,
+        )
+        hardship = _hardship_terms(reader, f"{key}.hardship")
+        parts = (name, retention, contact, bureau, legal, plans, hardship)
+        if any(part is None for part in parts):
+            continue
+        packs[code] = (
+            Jurisdiction(code, name, contact, bureau, legal, plans, hardship, retention),  # type: ignore[arg-type]
+            terms,
+            fees,
+        )
+    return packs
+
+
+def _jurisdiction_by_currency(reader: _Reader, packs: Mapping[str, Any]) -> dict[str, str]:
+    node = reader.get("jurisdiction_by_currency", dict)
+    if node is None:
+        return {}
+    chosen: dict[str, str] = {}
+    for currency, code in node.items():
+        key = f"jurisdiction_by_currency.{currency}"
+        if currency != "default" and not is_known_currency(currency):
+            reader.problem(key, f"unknown currency {currency!r} (use an ISO 4217 code such as CNY, or default)")
+            continue
+        if reader.check(key, code, str) is None:
+            continue
+        if code not in packs and JURISDICTION_CODE.fullmatch(code) and f"jurisdictions.{code}" not in " ".join(reader.problems):
+            reader.problem(key, f"{code!r} has no [jurisdictions.{code}] pack")
+            continue
+        chosen[currency] = code
+    if "default" not in node:
+        reader.problem("jurisdiction_by_currency.default", "missing (the jurisdiction of accounts in any other currency)")
+    return chosen
+
+
+def _hours(reader: _Reader, key: str) -> Hours | None:
+    node = reader.get(key, dict)
+    if node is None:
+        return None
+    reader.unknown_keys(f"{key}.", node, ("start", "end"))
+    start, end = reader.clock_time(f"{key}.start"), reader.clock_time(f"{key}.end")
+    if start is None or end is None:
+        return None
+    if end <= start:
+        reader.problem(f"{key}.end", f"{end:%H:%M} is not after start {start:%H:%M}")
+        return None
+    return Hours(start, end)
+
+
+def _cap(reader: _Reader, key: str) -> int | None | bool:
+    """A cap on messages: a number, None for no cap (0), False when it was wrong."""
+    value = reader.get(key, int)
+    if value is None:
+        return False
+    value = reader.integer(key, value, 0, 1000)
+    return False if value is None else (value or None)
+
+
+def _contact_rules(reader: _Reader, key: str) -> ContactRules | None:
+    node = reader.get(key, dict)
+    if node is None:
+        return None
+    reader.unknown_keys(f"{key}.", node, _CONTACT_KEYS)
+    working, off = _hours(reader, f"{key}.working_days"), _hours(reader, f"{key}.days_off")
+    weekdays = reader.get(f"{key}.weekly_days_off", list)
+    days_off: set[int] = set()
+    for value in weekdays or []:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 7:
+            reader.problem(f"{key}.weekly_days_off", f"{value!r} is not a weekday (1 = Monday to 7 = Sunday)")
+        else:
+            days_off.add(value)
+    if len(days_off) == 7:
+        reader.problem(f"{key}.weekly_days_off", "every day of the week is a day off")
+    holidays: set[date] = set()
+    for value in reader.get(f"{key}.holidays", list, default=[]) or []:
+        try:
+            holidays.add(value if isinstance(value, date) else date.fromisoformat(str(value)))
+        except ValueError:
+            reader.problem(f"{key}.holidays", f"{value!r} is not a date such as 2026-01-01")
+    caps = [_cap(reader, f"{key}.max_per_{period}") for period in ("day", "week", "month")]
+    notice = reader.get(f"{key}.opt_out_notice", bool)
+    window = reader.get(f"{key}.reply_window_minutes", int)
+    if window is not None:
+        window = reader.integer(f"{key}.reply_window_minutes", window, 0, 24 * 60)
+    if working is None or off is None or weekdays is None or False in caps or notice is None or window is None:
+        return None
+    return ContactRules(
+        working, off, frozenset(days_off), frozenset(holidays), *caps, opt_out_notice=notice,  # type: ignore[misc]
+        reply_window=timedelta(minutes=window),
+    )
+
+
+def _bureau_rule(reader: _Reader, key: str) -> BureauRule | None:
+    node = reader.get(key, dict)
+    if node is None:
+        return None
+    reader.unknown_keys(f"{key}.", node, ("rule", "years", "delinquency_offset_days", "name"))
+    rule = reader.get(f"{key}.rule", str)
+    if rule is not None and rule not in BUREAU_RULES:
+        reader.problem(f"{key}.rule", f"{rule!r} is not one of {', '.join(BUREAU_RULES)}")
+        rule = None
+    years = reader.get(f"{key}.years", int)
+    if years is not None:
+        years = reader.integer(f"{key}.years", years, 1, 20)
+    offset = reader.get(f"{key}.delinquency_offset_days", int, default=0)
+    if offset is not None:
+        offset = reader.integer(f"{key}.delinquency_offset_days", offset, 0, 3650)
+    names = _texts(reader, f"{key}.name")
+    if None in (rule, years, offset, names):
+        return None
+    return BureauRule(rule, years, offset, names)  # type: ignore[arg-type]
+
+
+def _texts(reader: _Reader, key: str) -> dict[str, str] | None:
+    """A text in each of the bot's languages."""
+    node = reader.get(key, dict)
+    if node is None:
+        return None
+    reader.unknown_keys(f"{key}.", node, DISCLOSURE_LOCALES)
+    texts = {locale: reader.get(f"{key}.{locale}", str) for locale in DISCLOSURE_LOCALES}
+    if not all(texts.values()):
+        return None
+    return texts  # type: ignore[return-value]
+
+
+def _threshold(reader: _Reader, key: str) -> Threshold | None | bool:
+    """A threshold, None when absent (never said), False when wrong."""
+    node = reader.node(key)
+    if node is None:
+        return None
+    if reader.table(key, node) is None:
+        return False
+    reader.unknown_keys(f"{key}.", node, ("min_days_past_due", "min_overdue"))
+    days = reader.get(f"{key}.min_days_past_due", int)
+    if days is not None:
+        days = reader.integer(f"{key}.min_days_past_due", days, 1, 100_000)
+    amounts = reader.get(f"{key}.min_overdue", dict)
+    floors: dict[str, Decimal] = {}
+    for currency, value in (amounts or {}).items():
+        if not is_known_currency(currency):
+            reader.problem(f"{key}.min_overdue.{currency}", f"unknown currency {currency!r}")
+            continue
+        amount = reader.decimal(f"{key}.min_overdue.{currency}", value, Decimal(0), Decimal(10) ** 12)
+        if amount is not None:
+            floors[currency] = amount
+    if days is None or amounts is None:
+        return False
+    return Threshold(days, floors)
+
+
+def _legal_rules(reader: _Reader, key: str) -> LegalRules | None:
+    node = reader.get(key, dict)
+    if node is None:
+        return None
+    reader.unknown_keys(f"{key}.", node, ("court_action", "criminal_notice"))
+    court, criminal = _threshold(reader, f"{key}.court_action"), _threshold(reader, f"{key}.criminal_notice")
+    if court is False or criminal is False:
+        return None
+    return LegalRules(court, criminal)  # type: ignore[arg-type]
+
+
+def _plan_conventions(reader: _Reader, key: str) -> PlanConventions | None:
+    node = reader.get(key, dict)
+    if node is None:
+        return None
+    reader.unknown_keys(f"{key}.", node, ("method", "rounding", "remainder"))
+    found = {}
+    for name, allowed in (("method", (FLAT, AMORTIZING)), ("rounding", ROUNDINGS), ("remainder", REMAINDERS)):
+        value = reader.get(f"{key}.{name}", str)
+        if value is not None and value not in allowed:
+            reader.problem(f"{key}.{name}", f"{value!r} is not one of {', '.join(allowed)}")
+            value = None
+        found[name] = value
+    if None in found.values():
+        return None
+    return PlanConventions(**found)
+
+
+def _hardship_terms(reader: _Reader, key: str) -> HardshipTerms | None:
+    node = reader.get(key, dict)
+    if node is None:
+        return None
+    reader.unknown_keys(f"{key}.", node, ("fees_during_plan", "ends_after_days_late", "stops_collection_messages"))
+    fees = reader.get(f"{key}.fees_during_plan", bool)
+    days = reader.get(f"{key}.ends_after_days_late", int)
+    if days is not None:
+        days = reader.integer(f"{key}.ends_after_days_late", days, 1, 365)
+    stops = reader.get(f"{key}.stops_collection_messages", bool)
+    if None in (fees, days, stops):
+        return None
+    return HardshipTerms(fees, days, stops)  # type: ignore[arg-type]
+
+
 def parse_policy(raw: dict[str, Any]) -> Policy:
     reader = _Reader(raw)
     reader.unknown_keys("", raw, _SECTIONS)
@@ -600,17 +893,16 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
     expiry = reader.get("offers.expiry_minutes", int)
     if expiry is not None:
         expiry = reader.integer("offers.expiry_minutes", expiry, 1, MAX_OFFER_MINUTES)
-    years = reader.get("credit_bureau.years_after_repayment", int)
-    if years is not None:
-        years = reader.integer("credit_bureau.years_after_repayment", years, 0, 20)
     share = reader.get("minimum_payment.share_of_balance", object)
     if share is not None:
         share = reader.decimal("minimum_payment.share_of_balance", share, Decimal("0.01"), Decimal(1))
     disclosures = _disclosures(reader)
     handoff = _handoff(reader)
+    packs = _jurisdictions(reader, minimum)
+    by_currency = _jurisdiction_by_currency(reader, packs)
     if reader.problems:
-        raise PolicyError(reader.problems)
-    return Policy(
+        raise PolicyError(list(dict.fromkeys(reader.problems)))
+    policy = Policy(
         version=version,
         bank=bank,
         stages=stages,
@@ -620,11 +912,15 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         promise_max_days=promise_days,
         late_fee_waiver=waiver,
         offer_expiry_minutes=expiry,
-        credit_record_years=years,
         minimum_payment_share=share,
+        jurisdictions={code: pack for code, (pack, _, _) in packs.items()},
+        jurisdiction_by_currency=by_currency,
         disclosures=disclosures,
         handoff=handoff,
     )
+    for code, (pack, pack_terms, pack_fees) in packs.items():
+        policy._views[code] = replace(policy, terms=pack_terms, fees=pack_fees, jurisdiction=pack, _views=policy._views)
+    return policy
 
 
 def load_policy(path: Path) -> Policy:
