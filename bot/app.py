@@ -41,7 +41,8 @@ from bot.metrics import ErrorMetrics, Metrics, OutboundMetrics, UpdateMetrics
 from bot.middlewares import FloodThrottle, UnitOfWorkMiddleware, UpdateLogContext, UpdatesInFlight
 from bot.services.audit import OutboundMiddleware
 from bot.services.verification import VerificationRules
-from bot.settings import SUPPORTED_LOCALES, Settings
+from bot.languages import SUPPORTED_LOCALES, language
+from bot.settings import Settings
 from handlers import get_routers
 from handlers.handoff import open_case_topic
 
@@ -326,5 +327,5 @@ async def set_commands(bot: Bot, i18n: I18n) -> None:
                 BotCommand(command="cancel", description=_("Stop what we are doing")),
                 BotCommand(command="stop", description=_("No more messages from us")),
             ]
-        language_code = None if locale == "en" else locale.split("_")[0]
+        language_code = language(locale).commands_language
         await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=language_code)

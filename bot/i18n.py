@@ -9,14 +9,15 @@ from aiogram.types import TelegramObject, User
 from aiogram.utils.i18n import I18n, I18nMiddleware
 
 from bot.catalogs import DOMAIN, compile_catalogs
-from bot.settings import PROJECT_ROOT, SUPPORTED_LOCALES
+from bot.languages import LANGUAGES, SUPPORTED_LOCALES, locale_for_tag
+from bot.settings import PROJECT_ROOT
 
 LOCALES_DIR = PROJECT_ROOT / "locales"
 """The catalogs' sources (`.po`), in a checkout."""
 PACKAGED_LOCALES_DIR = Path(__file__).resolve().parent / "locales"
 """The catalogs compiled when the wheel was built (`.mo` only), in an installed package."""
 
-LANGUAGE_NAMES = {"en": "English", "zh_CN": "简体中文", "ru": "Русский"}
+LANGUAGE_NAMES = {language.code: language.name for language in LANGUAGES}
 
 
 def catalogs_dir() -> Path:
@@ -35,11 +36,7 @@ def locale_for_language_code(language_code: str | None, default: str) -> str:
     """Map Telegram's IETF language tag (`en-US`, `zh-hans`, `ru`) to a supported locale."""
     if not language_code:
         return default
-    tag = language_code.replace("_", "-").lower()
-    if tag.startswith("zh"):
-        return "zh_CN" if tag in {"zh", "zh-cn", "zh-hans", "zh-sg", "zh-hans-cn"} else default
-    base = tag.split("-")[0]
-    return base if base in SUPPORTED_LOCALES else default
+    return locale_for_tag(language_code) or default
 
 
 class ChatLocaleMiddleware(I18nMiddleware):

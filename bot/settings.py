@@ -11,7 +11,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing import Annotated, Literal
 
-SUPPORTED_LOCALES = ("en", "zh_CN", "ru")
+from bot.languages import SUPPORTED_LOCALES
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POLICY_FILE = Path(__file__).resolve().parent / "data" / "policy.toml"
 TOKEN_SHAPE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")

@@ -8,6 +8,7 @@ from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from bot.domain.calculator import currency_exponent
 from bot.domain.errors import DomainError
+from bot.languages import language
 
 
 class InvalidAmount(DomainError):
@@ -55,7 +56,7 @@ def parse_amount(text: str, locale: str, currency: str | None = None) -> Decimal
         raise InvalidAmount(f"not an amount: {text!r}")
     if len(re.sub(r"\D", "", cleaned).lstrip("0")) > MAX_DIGITS:
         raise AmountTooLong(f"not an amount: more than {MAX_DIGITS} digits")
-    value = _to_decimal(cleaned, decimal_comma=locale == "ru")
+    value = _to_decimal(cleaned, decimal_comma=language(locale).decimal_comma)
     if value <= 0:
         raise InvalidAmount("the amount must be more than zero")
     if value >= LARGEST:

@@ -30,7 +30,7 @@ from functools import lru_cache
 from babel.dates import get_date_format, get_month_names
 
 from bot.domain.errors import InvalidDate
-from bot.settings import SUPPORTED_LOCALES
+from bot.languages import SUPPORTED_LOCALES, language
 
 MIN_YEAR = 1900
 MIN_AGE = 14
@@ -192,11 +192,7 @@ def _month_tables() -> tuple[dict[str, int], tuple[tuple[str, int], ...]]:
 
 
 def _example(locale: str) -> str:
-    return {
-        "en": "03/07/1985 or 7 March 1985",
-        "ru": "07.03.1985 or 7 March 1985",
-        "zh_CN": "1985年3月7日 or 1985-03-07",
-    }.get(locale, "1985-03-07")
+    return language(locale).birth_date_example
 
 
 def add_years(start: date, years: int) -> date:

@@ -47,11 +47,12 @@ from typing import Any
 
 from bot.domain import faq_cache
 from bot.domain.errors import ProblemsError
+from bot.languages import DEFAULT_LANGUAGE, LANGUAGES, SUPPORTED_LOCALES
 
 log = logging.getLogger(__name__)
 
-LOCALES = ("en", "zh_CN", "ru")
-DEFAULT_LOCALE = "en"
+LOCALES = SUPPORTED_LOCALES
+DEFAULT_LOCALE = DEFAULT_LANGUAGE
 DEFAULT_FAQ_DIR = Path(__file__).resolve().parent.parent / "data" / "faq"
 EXAMPLES_DIR = "examples"
 
@@ -124,7 +125,7 @@ MESSAGE_READ = 4096
 READ_AHEAD = 4
 """A message is normalized this many times QUESTION_READ characters at a time: its beginning has
 enough characters to match unless it is mostly punctuation, symbols and spaces (then it is read on)."""
-QUESTION_READ = {"en": 250, "ru": 250, "zh_CN": 80}
+QUESTION_READ = {item.code: item.question_read for item in LANGUAGES}
 """Characters of the normalized message that are matched, per locale (a Chinese character says about
 as much as three letters). A question is short (normalized, the longest message of the evaluation
 sets has 162 characters, 50 in Chinese) and a message's beginning says what it is about: reading no

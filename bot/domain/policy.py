@@ -31,6 +31,7 @@ from bot.domain.calculator import (
     is_known_currency,
 )
 from bot.domain.errors import CalculationError, ProblemsError
+from bot.languages import SUPPORTED_LOCALES, language
 from bot.domain.jurisdiction import (
     BUREAU_RULES,
     REMAINDERS,
@@ -56,7 +57,8 @@ _SECTIONS = (
 )
 HANDOFF_REASONS = ("person", "hardship", "dispute", "complaint", "anger")
 DISCLOSURE_MOMENTS = ("first_contact", "balance")
-DISCLOSURE_LOCALES = ("en", "zh_CN", "ru")
+DISCLOSURE_LOCALES = SUPPORTED_LOCALES
+"""Every text the policy holds is written in each of the bot's languages."""
 
 
 class PolicyError(ProblemsError):
@@ -168,7 +170,7 @@ class Handoff:
         """
         folded = fold(text)
         for reason, words in self.keywords.get(locale, {}).items():
-            if locale == "zh_CN":
+            if not language(locale).spaced_words:
                 if any(word in folded for word in words):
                     return reason
             elif _starts_of_words(tuple(words)).search(folded):
