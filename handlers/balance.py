@@ -61,7 +61,7 @@ def balance_text(account: Account, arrangements: ArrangementService, policy: Pol
             )
         )
     lines += ["", _("Paying now, or agreeing a plan you can keep, stops this from growing. See «{plans}».").format(plans=_("🧾 Ways to pay"))]
-    lines += [f"\n{text}" for text in disclosures(policy, account.currency, "balance")]
+    lines += [f"\n{text}" for text in disclosures(policy, account, "balance")]
     return "\n".join(lines)
 
 

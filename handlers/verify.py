@@ -15,6 +15,7 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.clock import Clock
+from bot.db.models import Account
 from bot.domain.errors import InvalidDate, InvalidPhone
 from bot.domain.dates import parse_birth_date
 from bot.domain.phones import normalize_phone
@@ -106,7 +107,7 @@ async def birth_date_typed(
         await state.clear()
         log.info("chat %s verified", message.chat.id)
         lead = "\n\n".join(
-            [_("Thank you, you are verified."), *disclosures(policy, result.account.currency, "first_contact")]
+            [_("Thank you, you are verified."), *disclosures(policy, result.account, "first_contact")]
         )
         await show_main_menu(message, result.account, lead)
     elif result.outcome is Outcome.LOCKED:
@@ -143,9 +144,9 @@ async def tell_locked(message: Message, locked_until: datetime, clock: Clock, po
     )
 
 
-def disclosures(policy: Policy, currency: str, when: str) -> list[str]:
+def disclosures(policy: Policy, account: Account, when: str) -> list[str]:
     """The policy's required texts for this account, in the reader's language."""
-    return [escape(item.texts[reader_locale()]) for item in policy.disclosures_for(currency, when)]
+    return [escape(item.texts[reader_locale()]) for item in policy.disclosures_for(account, when)]
 
 
 async def forget_message(bot: Bot, message: Message) -> None:

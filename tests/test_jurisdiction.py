@@ -96,6 +96,13 @@ def test_legal_thresholds() -> None:
     assert POLICY.jurisdictions["US"].legal.criminal_notice is None
 
 
+def test_disclosures_follow_the_jurisdiction_not_the_currency() -> None:
+    us_in_euros = SimpleNamespace(currency="EUR", jurisdiction="US")
+    dollars_in_russia = SimpleNamespace(currency="USD", jurisdiction="RU")
+    assert [item.when for item in POLICY.disclosures_for(us_in_euros, "first_contact")] == ["first_contact"]
+    assert POLICY.disclosures_for(dollars_in_russia, "first_contact") == ()
+
+
 def test_plan_conventions() -> None:
     cn, us = POLICY.jurisdictions["CN"].plans, POLICY.jurisdictions["US"].plans
     assert (cn.method, cn.rounding, cn.remainder) == ("flat", "down", "first")
@@ -121,6 +128,7 @@ def test_plan_conventions() -> None:
         (lambda r: r["jurisdictions"]["CN"]["hardship"].pop("ends_after_days_late"), "jurisdictions.CN.hardship.ends_after_days_late: missing"),
         (lambda r: r["jurisdictions"]["CN"].update(retention_years=0), "jurisdictions.CN.retention_years: 0 is out of range"),
         (lambda r: r["jurisdictions"]["CN"].update(colour="red"), "jurisdictions.CN.colour: unknown key"),
+        (lambda r: r["disclosures"][0].update(jurisdictions=["GB"]), "disclosures[0].jurisdictions: 'GB' has no [jurisdictions.GB] pack"),
     ],
 )
 def test_each_mistake_in_a_pack_is_reported_with_its_key(raw: dict, change, expected: str) -> None:

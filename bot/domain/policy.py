@@ -145,14 +145,14 @@ class LateFeeWaiver:
 
 @dataclass(frozen=True)
 class Disclosure:
-    """A text the law or the bank requires, shown to cardholders of the given currencies."""
+    """A text the law or the bank requires, shown to cardholders of the given jurisdictions."""
 
-    currencies: frozenset[str]
+    jurisdictions: frozenset[str]
     when: str  # "first_contact": once, right after verification; "balance": with every balance
     texts: Mapping[str, str]  # locale -> text
 
-    def applies(self, currency: str, when: str) -> bool:
-        return self.when == when and currency in self.currencies
+    def applies(self, jurisdiction: str, when: str) -> bool:
+        return self.when == when and jurisdiction in self.jurisdictions
 
 
 @dataclass(frozen=True)
@@ -248,8 +248,10 @@ class Policy:
     def credit_record_years(self) -> int:
         return self.rules.credit_bureau.years
 
-    def disclosures_for(self, currency: str, when: str) -> tuple[Disclosure, ...]:
-        return tuple(item for item in self.disclosures if item.applies(currency, when))
+    def disclosures_for(self, account: Any, when: str) -> tuple[Disclosure, ...]:
+        """What must be shown to `account` (anything with `currency` and `jurisdiction`) `when`."""
+        code = self.pack_for(getattr(account, "jurisdiction", None), account.currency).code
+        return tuple(item for item in self.disclosures if item.applies(code, when))
 
     def stage_for(self, dpd: int) -> Stage | None:
         """The stage of an account `dpd` days past due; None when it is not overdue (dpd <= 0)."""
@@ -607,17 +609,17 @@ def _disclosures(reader: _Reader) -> tuple[Disclosure, ...]:
         key = f"disclosures[{index}]"
         if reader.table(key, node) is None:
             continue
-        reader.unknown_keys(f"{key}.", node, ("currencies", "when", *DISCLOSURE_LOCALES))
-        currencies = reader.check(f"{key}.currencies", node.get("currencies"), list)
+        reader.unknown_keys(f"{key}.", node, ("jurisdictions", "when", *DISCLOSURE_LOCALES))
+        codes = reader.check(f"{key}.jurisdictions", node.get("jurisdictions"), list)
         when = reader.check(f"{key}.when", node.get("when"), str)
         if when is not None and when not in DISCLOSURE_MOMENTS:
             reader.problem(f"{key}.when", f"{when!r} is not one of {', '.join(DISCLOSURE_MOMENTS)}")
         texts = {locale: reader.check(f"{key}.{locale}", node.get(locale), str) for locale in DISCLOSURE_LOCALES}
-        for code in currencies or []:
-            if not isinstance(code, str) or not is_known_currency(code):
-                reader.problem(f"{key}.currencies", f"{code!r} is not an ISO 4217 currency code")
-        if currencies is not None and when in DISCLOSURE_MOMENTS and all(texts.values()):
-            found.append(Disclosure(frozenset(currencies), when, texts))
+        for code in codes or []:
+            if not isinstance(code, str) or code not in (reader.node("jurisdictions") or {}):
+                reader.problem(f"{key}.jurisdictions", f"{code!r} has no [jurisdictions.{code}] pack")
+        if codes is not None and when in DISCLOSURE_MOMENTS and all(texts.values()):
+            found.append(Disclosure(frozenset(codes), when, texts))
     return tuple(found)
 
 
