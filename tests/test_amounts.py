@@ -22,13 +22,32 @@ from bot.domain.amounts import AmountTooLong, InvalidAmount, TooManyDecimals, in
         ("１５００", "zh_CN", "1500"),
         ("1500元", "zh_CN", "1500"),
         ("¥1500", "zh_CN", "1500"),
+        ("20k", "en", "20000"),
+        ("1.5k", "en", "1500"),
+        ("1.5K", "en", "1500"),
+        ("$2.25k", "en", "2250"),
+        ("30 тысяч", "ru", "30000"),
+        ("1,5 тыс.", "ru", "1500"),
+        ("2 тысячи руб", "ru", "2000"),
+        ("0,5 млн", "ru", "500000"),
+        ("一千五", "zh_CN", "1500"),
+        ("1千5", "zh_CN", "1500"),
+        ("两千块", "zh_CN", "2000"),
+        ("1.5万", "zh_CN", "15000"),
+        ("一万二", "zh_CN", "12000"),
+        ("2万5千", "zh_CN", "25000"),
+        ("三千零五十", "zh_CN", "3050"),
+        ("一千零五", "zh_CN", "1005"),
+        ("十五元", "zh_CN", "15"),
+        ("三千五百", "zh_CN", "3500"),
+        ("\u200f1500\u200b", "en", "1500"),
     ],
 )
 def test_amounts_in_the_forms_people_type(text: str, locale: str, amount: str) -> None:
     assert parse_amount(text, locale) == Decimal(amount)
 
 
-@pytest.mark.parametrize("text", ["lots", "0", "-5", "1,50,0", "", "9" * 40])
+@pytest.mark.parametrize("text", ["lots", "0", "-5", "1,50,0", "", "9" * 40, "k", "тысяч", "20kk", "万", "一个"])
 def test_junk_is_not_an_amount(text: str) -> None:
     with pytest.raises(InvalidAmount):
         parse_amount(text, "en")
@@ -40,6 +59,14 @@ def test_junk_is_not_an_amount(text: str) -> None:
         ("I can pay 1,500 a month", "en", Decimal(1500)),
         ("могу платить 2 000 руб в месяц", "ru", Decimal(2000)),
         ("我每个月只能还 ８００ 块", "zh_CN", Decimal(800)),
+        ("I can pay 20k a month", "en", Decimal(20000)),
+        ("могу платить 30 тысяч рублей в месяц", "ru", Decimal(30000)),
+        ("могу 1,5 тыс. в месяц", "ru", Decimal(1500)),
+        ("我每月只能还一千五", "zh_CN", Decimal(1500)),
+        ("我一个月只能还一千五", "zh_CN", Decimal(1500)),
+        ("每月能还1千5", "zh_CN", Decimal(1500)),
+        ("我每月最多还两千块", "zh_CN", Decimal(2000)),
+        ("每月还1.5万", "zh_CN", Decimal(15000)),
         ("I can pay 1500", "en", None),
         ("12 months for 500 a month", "en", None),
         ("what is my balance", "en", None),

@@ -284,9 +284,31 @@ async def test_stop_opts_out_and_start_resumes(bank: BotHarness) -> None:
 
 @pytest.mark.parametrize(
     ("language", "said"),
-    [("en", "I can pay 1,500 a month"), ("ru", "могу платить 2 000 руб в месяц"), ("zh-hans", "我每个月能还1500元")],
+    [
+        ("en", "I can pay 1,500 a month"), ("ru", "могу платить 2 000 руб в месяц"), ("zh-hans", "我每个月能还1500元"),
+        ("en", "I can pay 1.5k a month"), ("ru", "могу платить 2 тыс. в месяц"), ("zh-hans", "我每月只能还一千五"),
+        ("zh-hans", "每月能还1千5"), ("zh-hans", "我每月最多还两千块"),
+    ],
 )
 async def test_saying_what_one_can_pay_a_month(bank: BotHarness, language: str, said: str) -> None:
     cardholder = await signed_in(bank, language)
     answer = await cardholder.send(said)
     assert any(label.startswith("✅") for label in answer[-1].labels), answer[-1].text
+
+
+@pytest.mark.parametrize(
+    ("language", "said", "budget", "plan"),
+    [
+        ("ru", "могу платить 30 тысяч рублей в месяц", "30 000,00 ₽", "Рассрочка: 3 мес."),
+        ("zh-hans", "每月能还1.5万", "¥15,000.00", "3 期"),
+        ("en", "I can pay 1.5k a month", "$1,500.00", "Installment plan: 6 months"),
+    ],
+)
+async def test_a_budget_in_words_gets_the_shortest_plan_that_fits_it(
+    bank: BotHarness, language: str, said: str, budget: str, plan: str
+) -> None:
+    cardholder = await signed_in(bank, language)
+    answer = await cardholder.send(said)
+    text = answer[-1].text.replace("\u00a0", " ").replace("\u202f", " ")
+    assert budget in text and plan in text, text
+    assert any(label.startswith("✅") for label in answer[-1].labels)
