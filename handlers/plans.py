@@ -518,9 +518,14 @@ async def promise_day_chosen(query: CallbackQuery, callback_data: PromiseDay, st
 async def promise_date_typed(message: Message, state: FSMContext, settling: Settling) -> None:
     arrangements = settling.arrangements
     try:
-        promised = parse_date(message.text or "", reader_locale())
+        promised = parse_date(message.text or "", reader_locale(), today=arrangements.today())
     except InvalidDate:
-        await message.answer(_("I couldn't read that as a date. Please choose a day above or type a date such as {example}.").format(example=day(arrangements.today() + timedelta(days=3), reader_locale())))
+        await message.answer(
+            _("I couldn't read that as a date. Please choose a day below or type a date such as {example}.").format(
+                example=day(arrangements.today() + timedelta(days=3), reader_locale())
+            ),
+            reply_markup=promise_day_keyboard(arrangements, settling.policy),
+        )
         return
     await promise_date(message, state, settling, promised, settling.desk)
 

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from bot.domain.dates import check_birth_date, parse_birth_date
+from bot.domain.dates import check_birth_date, parse_birth_date, parse_date
 from bot.domain.errors import InvalidDate
 
 TODAY = date(2025, 6, 1)
@@ -134,3 +134,43 @@ def test_check_birth_date_is_the_same_rule() -> None:
 def test_unknown_locale_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="unsupported locale"):
         parse_birth_date("1985-03-07", "de", TODAY)
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "expected"),
+    [
+        ("December 12", "en", date(2026, 12, 12)),
+        ("Dec 12th", "en", date(2026, 12, 12)),
+        ("12th of December", "en", date(2026, 12, 12)),
+        ("12/10", "en", date(2026, 12, 10)),
+        ("10 декабря", "ru", date(2026, 12, 10)),
+        ("10.12", "ru", date(2026, 12, 10)),
+        ("1 декабря", "ru", date(2026, 12, 1)),
+        ("30 ноября", "ru", date(2027, 11, 30)),
+        ("12月5日", "zh_CN", date(2026, 12, 5)),
+        ("1月5号", "zh_CN", date(2027, 1, 5)),
+        ("29 February", "en", date(2028, 2, 29)),
+        ("December 12, 2026", "en", date(2026, 12, 12)),
+        ("\u200f10\u200b.12", "ru", date(2026, 12, 10)),
+    ],
+)
+def test_a_future_date_without_its_year_is_the_next_such_day(text: str, locale: str, expected: date) -> None:
+    assert parse_date(text, locale, today=date(2026, 12, 1)) == expected
+
+
+@pytest.mark.parametrize("text", ["December 12", "10 декабря", "12月5日"])
+def test_a_birth_date_needs_its_year(text: str) -> None:
+    with pytest.raises(InvalidDate):
+        parse_birth_date(text, "en", today=date(2026, 12, 1))
+
+
+@pytest.mark.parametrize("text", ["31 ноября", "13/40", "Smarch 3"])
+def test_a_day_that_does_not_exist_is_refused(text: str) -> None:
+    with pytest.raises(InvalidDate):
+        parse_date(text, "ru", today=date(2026, 12, 1))
+
+
+@pytest.mark.parametrize("mark", ["\u200f", "\u200e", "\u200b", "\ufeff", "\u2066"])
+def test_a_birth_date_with_an_invisible_mark_is_read(mark: str) -> None:
+    assert parse_birth_date(f"{mark}07.03.1985{mark}", "ru", today=date(2026, 12, 1)) == date(1985, 3, 7)
+    assert parse_birth_date(f"1985{mark}年3月7日", "zh_CN", today=date(2026, 12, 1)) == date(1985, 3, 7)

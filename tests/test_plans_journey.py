@@ -6,6 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from babel.dates import format_date
 from sqlalchemy import func, select, update
 
 from bot.db.models import Account, Arrangement, ChatProfile, Installment, Offer
@@ -230,6 +231,24 @@ async def test_promise_to_pay(bank: BotHarness) -> None:
     assert "First payment: $260.00" in accepted[-1].text
     my_plan = await cardholder.send("/myplan")
     assert "Promise to pay: active" in my_plan[-1].text
+
+
+@pytest.mark.parametrize("language", ["en", "ru", "zh-hans"])
+async def test_a_promise_date_without_a_year_is_the_next_such_day(bank: BotHarness, language: str) -> None:
+    cardholder = await signed_in(bank, language)
+    await cardholder.send("/plans")
+    await cardholder.press({"en": "Promise to pay", "ru": "Обещание оплатить", "zh-hans": "承诺"}[language])
+    nonsense = await cardholder.send("someday")
+    assert len(nonsense[-1].labels) == 7, "a refusal offers the days to choose from"
+    soon = bank.clock.now().date() + timedelta(days=5)
+    typed = {
+        "en": f"{format_date(soon, 'MMMM d', locale='en')}",
+        "ru": f"{format_date(soon, 'd MMMM', locale='ru')}",
+        "zh-hans": f"{soon.month}月{soon.day}日",
+    }[language]
+    amounts = await cardholder.send(typed)
+    assert any(label.startswith(("Minimum due", "Минимальный", "最低")) for label in amounts[-1].labels), (typed, amounts[-1].text)
+    assert format_date(soon, "medium", locale={"zh-hans": "zh_CN"}.get(language, language)) in amounts[-1].text
 
 
 @pytest.mark.parametrize("language", ["en", "ru", "zh-hans"])

@@ -9,6 +9,7 @@ from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from bot.domain.calculator import currency_exponent
 from bot.domain.errors import DomainError
+from bot.domain.text import strip_invisible
 from bot.languages import language
 
 
@@ -51,7 +52,7 @@ def parse_amount(text: str, locale: str, currency: str | None = None) -> Decimal
     if len(cleaned) > MAX_LENGTH:
         raise AmountTooLong(f"not an amount: {len(cleaned)} characters is longer than any amount")
     cleaned = unicodedata.normalize("NFKC", cleaned).strip()
-    cleaned = _INVISIBLE.sub("", _CURRENCY_WORDS.sub("", cleaned))
+    cleaned = strip_invisible(_CURRENCY_WORDS.sub("", cleaned))
     cleaned = _SPACES.sub("", cleaned)
     if len(re.sub(r"\D", "", cleaned).lstrip("0")) > MAX_DIGITS:
         raise AmountTooLong(f"not an amount: more than {MAX_DIGITS} digits")
@@ -71,8 +72,6 @@ def parse_amount(text: str, locale: str, currency: str | None = None) -> Decimal
     return value if currency is None else in_currency(value, currency)
 
 
-_INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u202a-\u202e\u2066-\u2069]")
-"""Zero-width and direction marks that a copied text carries and nobody sees."""
 _SCALES = {
     "k": 1000, "к": 1000, "тыс": 1000, "тысяча": 1000, "тысячи": 1000, "тысяч": 1000, "thousand": 1000,
     "млн": 10**6, "миллион": 10**6, "миллиона": 10**6, "миллионов": 10**6, "million": 10**6,
@@ -181,7 +180,7 @@ _AMOUNT_TOKEN = re.compile(
 
 def monthly_budget(text: str, locale: str) -> Decimal | None:
     """The amount in "I can pay 1,500 a month", "могу платить 2 000 руб в месяц", "每月能还1500元"."""
-    normalized = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+    normalized = strip_invisible(unicodedata.normalize("NFKC", text))
     if not _MONTHLY.search(normalized):
         return None
     tokens = [token.strip() for token in _AMOUNT_TOKEN.findall(normalized) if token.strip()]

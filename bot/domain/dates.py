@@ -17,11 +17,16 @@ Accepted, after Unicode NFKC normalisation (full-width digits become ASCII) and 
   ``7-mar-1985``, ``7 марта 1985``, ``7 март 1985 г.``.
 
 Two-digit years are refused: ``07/03/85`` could be 1885, 1985 or 2085. A text longer than
-`MAX_LENGTH` is refused before it is read: no date is that long.
+`MAX_LENGTH` is refused before it is read: no date is that long. Invisible marks (zero-width
+spaces, direction marks) are removed first.
+
+Where a future date is asked (a promise to pay), a date may also come without its year:
+``December 12``, ``10 декабря``, ``12月5日``, ``10.12`` is the next such day.
 """
 
 from __future__ import annotations
 
+import calendar
 import re
 import unicodedata
 from datetime import date
@@ -30,6 +35,7 @@ from functools import lru_cache
 from babel.dates import get_date_format, get_month_names
 
 from bot.domain.errors import InvalidDate
+from bot.domain.text import strip_invisible
 from bot.languages import SUPPORTED_LOCALES, language
 
 MIN_YEAR = 1900
@@ -48,11 +54,19 @@ _DAY_MONTH_YEAR = re.compile(rf"^(\d{{1,2}}){_ORDINAL}(?:\s*[-./]\s*|\s+)(?:of\s
 _MONTH_DAY_YEAR = re.compile(rf"^{_WORD}\s*(\d{{1,2}}){_ORDINAL}\s*(?:,\s*|\s+)(\d+)$")
 _YEAR_MONTH_DAY = re.compile(rf"^(\d{{4}})(?:\s*[-./,]\s*|\s+){_WORD}(?:\s*[-./,]\s*|\s+)(\d{{1,2}})$")
 _RUSSIAN_YEAR_SUFFIX = re.compile(r"(?<=\d)\s*(?:г\.?|года|год)$")
+_CJK_MONTH_DAY = re.compile(r"^(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?$")
+_NUMERIC_MONTH_DAY = re.compile(r"^(\d{1,2})\s*([./])\s*(\d{1,2})$")
+_DAY_MONTH = re.compile(rf"^(\d{{1,2}}){_ORDINAL}(?:\s*[-./]\s*|\s+)(?:of\s+)?{_WORD}$")
+_MONTH_DAY = re.compile(rf"^{_WORD}\s*(\d{{1,2}}){_ORDINAL}$")
 
 
-def parse_date(text: str, locale: str) -> date:
-    """Read a calendar date with its year, typed in any common form for ``locale`` (en, zh_CN or ru)."""
-    stripped = "" if text is None else str(text).strip()
+def parse_date(text: str, locale: str, *, today: date | None = None) -> date:
+    """Read a calendar date typed in any common form for ``locale`` (en, zh_CN or ru).
+
+    Given ``today``, a date asked for in the future may come without its year ("December 12",
+    "10 декабря", "12月5日", "10.12"): it is the next such day, today included.
+    """
+    stripped = "" if text is None else strip_invisible(str(text)).strip()
     if not stripped:
         raise InvalidDate("no date given")
     if len(stripped) > MAX_LENGTH:
@@ -60,8 +74,35 @@ def parse_date(text: str, locale: str) -> date:
     cleaned = unicodedata.normalize("NFKC", stripped).strip().casefold()
     cleaned = _RUSSIAN_YEAR_SUFFIX.sub("", cleaned).strip()
     cleaned = re.sub(r"\s+", " ", cleaned)
-    year, month, day = _fields(cleaned, _normalize_locale(locale))
+    locale = _normalize_locale(locale)
+    if today is not None and (month_day := _month_and_day(cleaned, locale)) is not None:
+        return _next(today, *month_day)
+    year, month, day = _fields(cleaned, locale)
     return _build(year, month, day)
+
+
+def _month_and_day(text: str, locale: str) -> tuple[int, int] | None:
+    """(month, day) of a date typed without a year, or None when the text has a year or is no date."""
+    if match := _CJK_MONTH_DAY.match(text):
+        return int(match[1]), int(match[2])
+    if match := _NUMERIC_MONTH_DAY.match(text):
+        return _order(int(match[1]), int(match[3]), match[2], locale)
+    if match := _DAY_MONTH.match(text):
+        return _month(match[2]), int(match[1])
+    if match := _MONTH_DAY.match(text):
+        return _month(match[1]), int(match[2])
+    return None
+
+
+def _next(today: date, month: int, day: int) -> date:
+    """The next `day` of `month` from today on (29 February: the next year that has one)."""
+    year = today.year
+    while True:
+        if not (month == 2 and day == 29 and not calendar.isleap(year)):
+            candidate = _build(year, month, day)
+            if candidate >= today:
+                return candidate
+        year += 1
 
 
 def parse_birth_date(text: str, locale: str, today: date) -> date:
