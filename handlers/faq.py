@@ -67,7 +67,14 @@ async def answer_entry(
     message: Message, entry: Entry, account: Account | None, state: FSMContext, arrangements: ArrangementService, policy: Policy, settings: Settings
 ) -> None:
     if entry.needs_account and account is None:
-        await ask_for_phone(message, state, _("To answer this I first need to confirm it's you."))
+        await ask_for_phone(
+            message,
+            state,
+            request=_(
+                "To answer this I first need to confirm it's you. "
+                "Please tap «{button}» below: it sends the phone number of this Telegram account."
+            ),
+        )
         return
     text = render_answer(entry, placeholder_values(account, arrangements, policy) if account else bank_values(policy))
     await message.answer(escape(text), reply_markup=answer_keyboard(entry, account, settings))

@@ -33,12 +33,16 @@ def birth_date_example() -> str:
     return _("7 March 1985 or 03/07/1985")
 
 
-async def ask_for_phone(message: Message, state: FSMContext, lead: str = "") -> None:
+async def ask_for_phone(message: Message, state: FSMContext, lead: str = "", request: str | None = None) -> None:
+    """Ask for the phone button. `request` says why in one sentence with the button's place
+    (``{button}``); by default, that the account is protected."""
     await state.set_state(Verification.sharing_phone)
-    text = _(
-        "To protect your account I first need to confirm it's you. "
-        "Please tap «{button}» below: it sends the phone number of this Telegram account."
-    ).format(button=_("📱 Share my phone number"))
+    if request is None:
+        request = _(
+            "To protect your account I first need to confirm it's you. "
+            "Please tap «{button}» below: it sends the phone number of this Telegram account."
+        )
+    text = request.format(button=_("📱 Share my phone number"))
     await message.answer(f"{lead}\n\n{text}" if lead else text, reply_markup=share_phone_keyboard())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 
 import logging
+import re
 from datetime import datetime
 
 from aiogram import Bot, F, Router
@@ -68,10 +69,31 @@ async def phone_shared(message: Message, state: FSMContext, ctx: UpdateContext, 
     await ask_for_birth_date(message, _("Thank you."))
 
 
+TYPED_PHONE = re.compile(r"\+?[\d\s().\-]{7,30}")
+"""Text that is a phone number typed by hand rather than shared with the button."""
+
+
 async def phone_not_shared(message: Message, state: FSMContext) -> None:
-    await ask_for_phone(
-        message, state, _("I can't accept a typed phone number: the button proves the number is yours.")
-    )
+    """Anything but the phone button while it is asked for: say what is needed, in answer to what came."""
+    text = (message.text or "").strip()
+    if TYPED_PHONE.fullmatch(text) and sum(char.isdigit() for char in text) >= 7:
+        request = _("I can't accept a typed phone number: the button proves the number is yours. Please tap «{button}» below.")
+    elif text.startswith("/"):
+        request = _(
+            "I can show your account once I have confirmed it's you. "
+            "Please tap «{button}» below: it sends the phone number of this Telegram account."
+        )
+    elif message.text is None:
+        request = _(
+            "I can't use pictures, stickers or files to confirm it's you. "
+            "Please tap «{button}» below: it sends the phone number of this Telegram account."
+        )
+    else:
+        request = _(
+            "I can help with your card account once I have confirmed it's you. "
+            "Please tap «{button}» below: it sends the phone number of this Telegram account."
+        )
+    await ask_for_phone(message, state, request=request)
 
 
 async def birth_date_typed(

@@ -174,6 +174,7 @@ async def test_junk_at_each_step_gets_a_helpful_answer(bank: BotHarness) -> None
     for act in (cardholder.send_sticker, cardholder.send_photo, cardholder.send_voice):
         answer = await act()
         assert "Share my phone number" in answer[-1].text
+        assert "can't use pictures, stickers or files" in answer[-1].text and "typed" not in answer[-1].text
     typed_phone = await cardholder.send("+86 138 0013 8000")
     assert "can't accept a typed phone number" in typed_phone[-1].text
 
@@ -389,3 +390,30 @@ async def test_an_update_is_confirmed_to_telegram_only_once_handled(bank: BotHar
     assert later_polls and all(call.params["offset"] == update_id for call in later_polls)
     await cardholder.wait_quiet()
     assert [message.text.startswith("Hello!") for message in bank.fake.bot_messages(cardholder.user_id)] == [True]
+
+
+@pytest.mark.parametrize(
+    ("language", "media", "command", "off_topic", "typed"),
+    [
+        ("en", "can't use pictures", "I can show your account once", "I can help with your card account once", "typed phone number"),
+        ("ru", "Фото, стикеры и файлы", "Я покажу ваш счёт", "Я помогу с вашим карточным счётом", "набранный вручную номер"),
+        ("zh-hans", "图片、贴纸或文件", "为您显示账户信息", "帮您处理信用卡账户", "手动输入的手机号码"),
+    ],
+)
+async def test_before_verification_each_input_is_told_what_is_needed(
+    bank: BotHarness, language: str, media: str, command: str, off_topic: str, typed: str
+) -> None:
+    cardholder = bank.cardholder(language_code=language)
+    await cardholder.send("/start")
+    answers = {
+        "media": await cardholder.send_sticker(),
+        "command": await cardholder.send("/balance"),
+        "off_topic": await cardholder.send("what's the weather in Paris tomorrow?"),
+        "typed": await cardholder.send("+86 138 0013 8000"),
+    }
+    expected = {"media": media, "command": command, "off_topic": off_topic, "typed": typed}
+    for kind, answer in answers.items():
+        text = answer[-1].text
+        assert expected[kind] in text, (kind, text)
+        assert text.count("confirm it's you") <= 1 and text.count("убедиться") + text.count("удостоверюсь") <= 1
+        assert "{" not in text and cardholder.reply_keyboard is not None and cardholder.reply_keyboard.contact_label, (kind, text)
