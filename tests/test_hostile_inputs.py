@@ -182,7 +182,7 @@ async def test_a_promise_day_far_away_gets_the_allowed_window(bank_with_desk: Bo
     latest = bank.clock.now().date() + timedelta(days=bank.app.policy.promise_max_days)
     answer = (await cardholder.send(typed))[-1]
     if typed.endswith("99999"):
-        assert "I couldn't read that as a date. Please choose a day above" in answer.text
+        assert "I couldn't read that as a date. Please choose a day below" in answer.text
     else:
         assert f"That is too far ahead. Please choose a day below or type a date from today to {latest:%b} {latest.day}, {latest.year}." == answer.text
         assert len(answer.labels) == 7
