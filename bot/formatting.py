@@ -12,13 +12,22 @@ from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime, format_timedelta
+from babel.dates import format_date, format_time, format_timedelta, get_datetime_format, get_timezone, get_timezone_name
 from babel.numbers import format_currency, format_decimal, get_currency_name
 
 
 def when(moment: datetime, locale: str, zone: str) -> str:
-    """A moment as the reader would write it, in the given time zone, e.g. `Nov 29, 2026, 3:15 PM`."""
-    return format_datetime(moment, format="medium", tzinfo=ZoneInfo(zone), locale=locale)
+    """A moment to the minute as the reader would write it, in the given time zone:
+    `Nov 29, 2026, 3:15 PM`, `29 нояб. 2026 г., 15:15`, `2026年11月29日 15:15`."""
+    local = moment.astimezone(ZoneInfo(zone))
+    pattern = get_datetime_format("medium", locale=locale)
+    return pattern.replace("{1}", day(local.date(), locale)).replace("{0}", format_time(local, "short", locale=locale))
+
+
+@lru_cache(maxsize=256)
+def zone_name(zone: str, locale: str) -> str:
+    """A time zone as the reader calls it: `China Time`, `Москва`, `北美太平洋时间`, never `Asia/Shanghai`."""
+    return get_timezone_name(get_timezone(zone), "long", locale=locale)
 
 
 def in_about(delta: timedelta, locale: str) -> str:

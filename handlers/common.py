@@ -13,10 +13,11 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.domain.policy import Policy
+from bot.formatting import zone_name
 from bot.i18n import LANGUAGE_NAMES
 from bot.context import UpdateContext
 from handlers.keyboards import CONTACT_BANK, SIGN_OUT, LanguageChoice, language_keyboard
-from handlers.prompts import ask_for_phone, edit_once, show_current_step
+from handlers.prompts import ask_for_phone, edit_once, reader_locale, show_current_step
 
 
 
@@ -87,14 +88,14 @@ async def sign_out(message: Message, state: FSMContext, ctx: UpdateContext) -> N
 def bank_contact_text(policy: Policy) -> str:
     bank = policy.bank
     return _(
-        "You can talk to a person at {bank}: call {phone} between {start} and {end} ({zone} time), "
+        "You can talk to a person at {bank}: call {phone} between {start} and {end} ({zone}), "
         "or visit {website}. The bank will never ask you for your card PIN or a one-time code."
     ).format(
         bank=escape(bank.name),
         phone=escape(bank.phone),
         start=bank.hours_start.strftime("%H:%M"),
         end=bank.hours_end.strftime("%H:%M"),
-        zone=bank.timezone,
+        zone=zone_name(bank.timezone, reader_locale()),
         website=escape(bank.website),
     )
 

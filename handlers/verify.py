@@ -21,7 +21,7 @@ from bot.domain.errors import InvalidDate, InvalidPhone
 from bot.domain.dates import parse_birth_date
 from bot.domain.phones import normalize_phone
 from bot.domain.policy import Policy
-from bot.formatting import in_about, when
+from bot.formatting import in_about, when, zone_name
 from bot.desk import Desk
 from bot.context import UpdateContext
 from bot.services.verification import Outcome, PhoneClaim
@@ -155,11 +155,11 @@ async def tell_locked(message: Message, locked_until: datetime, clock: Clock, po
     locale = reader_locale()
     await message.answer(
         _(
-            "For your security, verification is paused until {time} ({zone} time), {relative}. "
+            "For your security, verification is paused until {time} ({zone}), {relative}. "
             "You can try again then, or talk to a person at the bank."
         ).format(
             time=when(locked_until, locale, policy.bank.timezone),
-            zone=policy.bank.timezone,
+            zone=zone_name(policy.bank.timezone, locale),
             relative=in_about(locked_until - clock.now(), locale),
         ),
         reply_markup=person_keyboard(),

@@ -58,3 +58,28 @@ def test_catalogs_compile_and_load() -> None:
         assert i18n.gettext("Thank you.") == "Спасибо."
     with i18n.context(), i18n.use_locale("zh_CN"):
         assert i18n.gettext("Thank you.") == "谢谢。"
+
+
+DATE_PLACEHOLDERS = {"date", "latest", "first", "last", "until", "drop_off", "expires", "day", "due"}
+"""Placeholders filled with `day()`; `{time}` is `when()`, which ends in the time of day."""
+
+
+def test_a_russian_date_never_ends_in_two_full_stops() -> None:
+    """Russian dates end in "г." (`2 дек. 2026 г.`): a sentence ending with one takes no second stop."""
+    from datetime import date
+
+    from bot.formatting import day
+
+    written = day(date(2026, 12, 2), "ru")
+    assert written.endswith("г.")
+    with (LOCALES_DIR / "ru" / "LC_MESSAGES" / "messages.po").open("rb") as source:
+        catalog = read_po(source, locale="ru")
+    doubled = []
+    for message in catalog:
+        if not message.id or not isinstance(message.string, str):
+            continue
+        names = placeholders(message.string)
+        filled = message.string.format(**{name: written if name in DATE_PLACEHOLDERS else "X" for name in names})
+        if "г.." in filled:
+            doubled.append(message.string)
+    assert not doubled, doubled
