@@ -771,8 +771,11 @@ def test_demo_accounts_are_consistent() -> None:
     assert len({a["currency"] for a in DEMO_ACCOUNTS}) >= 4
     assert {a["locale"] for a in DEMO_ACCOUNTS} == {"en", "zh_CN", "ru"}
     assert any(a["daily_interest_rate"] == "0.0005" for a in DEMO_ACCOUNTS)
+    by_currency = {"CNY": "CN", "RUB": "RU", "USD": "US"}
+    assert {a["jurisdiction"] for a in DEMO_ACCOUNTS} >= set(PACKS)  # one cardholder for each pack
     for account in DEMO_ACCOUNTS:
-        assert set(account) == set(COLUMNS)
+        assert set(account) == {*COLUMNS, *OPTIONAL_COLUMNS}
+        assert account["jurisdiction"] == by_currency.get(account["currency"], ""), account["account_id"]
         minimum, overdue, statement = (Decimal(account[k]) for k in ("minimum_due", "overdue_amount", "statement_balance"))
         assert minimum <= overdue <= statement, account["account_id"]
 
@@ -785,7 +788,10 @@ async def test_demo_data_is_idempotent(any_db: Factory, tmp_path: Path) -> None:
     assert {a.balance_version for a in stored.values()} == {1}
     assert {a.phone for a in stored.values()} == {a["phone"] for a in DEMO_ACCOUNTS}
     cn = stored["DEMO-CN-0001"]
-    assert (cn.currency, cn.locale, cn.days_past_due) == ("CNY", "zh_CN", 45)
+    assert (cn.currency, cn.locale, cn.days_past_due, cn.jurisdiction) == ("CNY", "zh_CN", 45, "CN")
+    assert {a.account_id: a.jurisdiction for a in stored.values()} == {
+        "DEMO-CN-0001": "CN", "DEMO-EU-0001": None, "DEMO-JP-0001": None, "DEMO-RU-0001": "RU", "DEMO-US-0001": "US",
+    }
     assert cn.updated_at == NOW
 
     # the import and the demo loader share one upsert
