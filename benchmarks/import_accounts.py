@@ -2,9 +2,11 @@
 
     python benchmarks/import_accounts.py [--rows 100000] [--keep DIR] [--database-url URL]
 
-Three imports are timed, each the real `import_accounts` from the file (writing the files is not
-timed): the first into an empty database, the same file again (every row unchanged), and a file
-where every tenth row's balance changed (updates). Each runs in a new process, as
+The rows have every column, the optional ``jurisdiction`` too (blank for the JPY and EUR
+cardholders: the policy's default for their currency). Three imports are timed, each the real
+`import_accounts` from the file (writing the files is not timed): the first into an empty
+database, the same file again (every row unchanged), and a file where every tenth row's balance
+changed (updates). Each runs in a new process, as
 ``python -m bot import-accounts`` does, so that nothing one import remembered helps the next.
 Without ``--database-url`` the database is a new SQLite file; with a PostgreSQL URL, a scratch
 database is created next to the one named and dropped afterwards. CPU seconds are those of the
@@ -35,15 +37,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.db.engine import create_engine, create_session_factory  # noqa: E402
 from bot.db.schema import migrate  # noqa: E402
-from bot.services.accounts import COLUMNS, ImportReport, import_accounts  # noqa: E402
+from bot.services.accounts import COLUMNS, OPTIONAL_COLUMNS, ImportReport, import_accounts  # noqa: E402
 
 PROFILES = (
-    # currency, locale, timezone, phone prefixes, digits after the prefix (first not 0), minor unit
-    ("CNY", "zh_CN", "Asia/Shanghai", ("+86130", "+86135", "+86138", "+86139", "+86150", "+86159", "+86186", "+86189"), 8, 2),
-    ("RUB", "ru", "Europe/Moscow", ("+7903", "+7912", "+7916", "+7926", "+7985"), 7, 2),
-    ("USD", "en", "America/New_York", ("+1212", "+1310", "+1415", "+1617", "+1713"), 7, 2),
-    ("JPY", "en", "Asia/Tokyo", ("+8170", "+8180", "+8190"), 8, 0),
-    ("EUR", "en", "Europe/Berlin", ("+49151", "+49160", "+49170", "+49176"), 8, 2),
+    # currency, locale, timezone, phone prefixes, digits after the prefix (first not 0), minor unit, jurisdiction
+    ("CNY", "zh_CN", "Asia/Shanghai", ("+86130", "+86135", "+86138", "+86139", "+86150", "+86159", "+86186", "+86189"), 8, 2, "CN"),
+    ("RUB", "ru", "Europe/Moscow", ("+7903", "+7912", "+7916", "+7926", "+7985"), 7, 2, "RU"),
+    ("USD", "en", "America/New_York", ("+1212", "+1310", "+1415", "+1617", "+1713"), 7, 2, "US"),
+    ("JPY", "en", "Asia/Tokyo", ("+8170", "+8180", "+8190"), 8, 0, ""),
+    ("EUR", "en", "Europe/Berlin", ("+49151", "+49160", "+49170", "+49176"), 8, 2, ""),
 )
 
 
@@ -52,9 +54,9 @@ def generate(path: Path, rows: int, seed: int = 7, changed_every: int = 0) -> No
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
+        writer.writerow((*COLUMNS, *OPTIONAL_COLUMNS))
         for n in range(rows):
-            currency, locale, zone, prefixes, digits, places = PROFILES[n % len(PROFILES)]
+            currency, locale, zone, prefixes, digits, places, jurisdiction = PROFILES[n % len(PROFILES)]
             scale = 10**places
             statement = rng.randint(1_000, 5_000_000) * (1 if places == 2 else 100)
             overdue = rng.randint(statement // 10, statement)
@@ -81,6 +83,7 @@ def generate(path: Path, rows: int, seed: int = 7, changed_every: int = 0) -> No
                     f"0.000{rng.randint(1, 9)}",
                     locale,
                     zone,
+                    jurisdiction,
                 )
             )
 

@@ -61,6 +61,7 @@ def introduction() -> str:
         lines.append(
             f"  {number}. phone {account['phone']}, born {account['birth_date']}, "
             f"{account['currency']}, {account['days_past_due']} days past due"
+            + (f", jurisdiction {account['jurisdiction']}" if account["jurisdiction"] else "")
         )
     lines += [HELP, "Start with /start."]
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import random
@@ -20,17 +21,23 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.dialects.postgresql import asyncpg as postgresql_driver
 from sqlalchemy.dialects.sqlite import aiosqlite as sqlite_driver
 
+from bot import cli
 from bot.db.engine import create_engine, create_session_factory
 from bot.db.models import Account
 from bot.domain.errors import ImportFileError
 from bot.services import accounts as accounts_module
-from bot.services.accounts import COLUMNS, ImportReport, RowError, import_accounts, validate_account_row
+from bot.services.accounts import (
+    COLUMNS, OPTIONAL_COLUMNS, ImportReport, RowError, import_accounts, validate_account_row,
+)
 from bot.services.demo import DEMO_ACCOUNTS, load_demo_data
+from bot.settings import load_settings
 from tests.conftest import prepare_database
 
 pytestmark = pytest.mark.database
 
 NOW = datetime(2025, 6, 1, 9, 30, tzinfo=timezone.utc)
+WITH_JURISDICTION = (*COLUMNS, "jurisdiction")
+PACKS = ("CN", "RU", "US")
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 Factory = async_sessionmaker[AsyncSession]
@@ -414,6 +421,156 @@ async def test_many_rows_in_several_batches(any_db: Factory, tmp_path: Path) -> 
     assert await count(any_db) == 4500
 
 
+# --------------------------------------------------------------------------- jurisdiction
+
+
+async def jurisdictions_of(factory: Factory) -> dict[str, str | None]:
+    return {key: account.jurisdiction for key, account in (await accounts(factory)).items()}
+
+
+async def test_the_jurisdiction_column_is_normalized_and_blank_is_none(any_db: Factory, tmp_path: Path) -> None:
+    columns = ("jurisdiction", *COLUMNS)  # anywhere in the header
+    source = write_csv(
+        tmp_path / "j.csv",
+        [
+            row(account_id="A", jurisdiction="CN"),
+            row(account_id="B", jurisdiction=" us-ca "),
+            row(account_id="C", jurisdiction="ru"),
+            row(account_id="D", jurisdiction=""),
+            row(account_id="E", jurisdiction="  "),
+        ],
+        columns=columns,
+    )
+
+    report = await import_accounts(any_db, source, now=NOW)
+
+    assert (report.inserted, report.errors) == (5, [])
+    assert await jurisdictions_of(any_db) == {"A": "CN", "B": "US-CA", "C": "RU", "D": None, "E": None}
+
+
+async def test_a_file_without_the_jurisdiction_column_imports_and_keeps_stored_ones(any_db: Factory, tmp_path: Path) -> None:
+    plain = await import_accounts(any_db, write_csv(tmp_path / "1.csv", [row(account_id="A"), row(account_id="B")]), now=NOW)
+    assert (plain.inserted, plain.errors) == (2, [])
+    assert await jurisdictions_of(any_db) == {"A": None, "B": None}
+
+    given = [row(account_id="A", jurisdiction="CN"), row(account_id="B")]
+    later = NOW + timedelta(days=1)
+    first = await import_accounts(any_db, write_csv(tmp_path / "2.csv", given, columns=WITH_JURISDICTION), now=later)
+    assert (first.updated, first.unchanged) == (1, 1)
+
+    # a file of the old form says nothing of jurisdictions: the stored ones stay, new accounts have none
+    old_form = [row(account_id="A"), row(account_id="B", days_past_due="46"), row(account_id="C")]
+    again = await import_accounts(any_db, write_csv(tmp_path / "3.csv", old_form), now=later)
+    assert (again.inserted, again.updated, again.unchanged) == (1, 1, 1)
+    assert await jurisdictions_of(any_db) == {"A": "CN", "B": None, "C": None}
+
+
+async def test_reimport_updates_the_jurisdiction_and_the_balance_version(any_db: Factory, tmp_path: Path) -> None:
+    """Offers made under one jurisdiction's rules are stale under another's."""
+    def file(name: str, *codes: str) -> Path:
+        rows = [row(account_id=key, jurisdiction=code) for key, code in zip("ABC", codes)]
+        return write_csv(tmp_path / name, rows, columns=WITH_JURISDICTION)
+
+    await import_accounts(any_db, file("1.csv", "CN", "RU", ""), now=NOW)
+    same = await import_accounts(any_db, file("2.csv", "cn", " RU", " "), now=NOW)
+    assert (same.updated, same.unchanged) == (0, 3)
+
+    changed = await import_accounts(any_db, file("3.csv", "US", "", "RU"), now=NOW + timedelta(days=1))
+
+    assert (changed.updated, changed.unchanged, changed.errors) == (3, 0, [])
+    stored = await accounts(any_db)
+    assert {key: (a.jurisdiction, a.balance_version) for key, a in stored.items()} == {
+        "A": ("US", 2), "B": (None, 2), "C": ("RU", 2),
+    }
+
+
+@pytest.mark.parametrize("code", ["C", "CHN", "C1", "12", "US-", "US-CALI", "US_CA", "US CA", "cı", "ＣＮ", "US-C-A"])
+async def test_a_malformed_jurisdiction_is_a_bad_row(db: Factory, tmp_path: Path, code: str) -> None:
+    rows = [row(account_id="GOOD-1", jurisdiction="CN"), row(account_id="BAD", jurisdiction=code), row(account_id="GOOD-2")]
+    report = await import_accounts(db, write_csv(tmp_path / "bad.csv", rows, columns=WITH_JURISDICTION), now=NOW)
+
+    assert report.errors == [
+        RowError(3, "jurisdiction", f"{code.strip()!r} is not a country code such as CN (ISO 3166-1), or a subdivision such as US-CA")
+    ]
+    assert (report.inserted, report.rejected) == (2, 1)
+    assert await jurisdictions_of(db) == {"GOOD-1": "CN", "GOOD-2": None}
+
+
+async def test_a_jurisdiction_the_policy_has_not_is_a_bad_row(any_db: Factory, tmp_path: Path) -> None:
+    rows = [
+        row(account_id="A", jurisdiction="us"),
+        row(account_id="B", jurisdiction="xx"),  # line 3
+        row(account_id="C", jurisdiction=""),
+        row(account_id="D", jurisdiction="US-CA", phone="12"),  # line 5: a subdivision is a code of its own
+        row(account_id="E", jurisdiction="ru"),
+    ]
+    source = write_csv(tmp_path / "packs.csv", rows, columns=WITH_JURISDICTION)
+
+    report = await import_accounts(any_db, source, now=NOW, jurisdictions=("US", "RU", "CN"))
+
+    assert [(e.line, e.column) for e in report.errors] == [(3, "jurisdiction"), (5, "phone"), (5, "jurisdiction")]
+    assert report.errors[0].reason == "unknown jurisdiction 'XX' (the policy has CN, RU, US)"
+    assert report.errors[2].reason == "unknown jurisdiction 'US-CA' (the policy has CN, RU, US)"
+    assert (report.inserted, report.rejected) == (3, 2)
+    assert await jurisdictions_of(any_db) == {"A": "US", "C": None, "E": "RU"}
+
+
+async def test_a_policy_without_jurisdictions_takes_none(db: Factory, tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "none.csv", [row(jurisdiction="CN"), row(account_id="B")], columns=WITH_JURISDICTION)
+    report = await import_accounts(db, source, now=NOW, jurisdictions=())
+    assert report.errors == [RowError(2, "jurisdiction", "unknown jurisdiction 'CN' (the policy has none)")]
+    assert await jurisdictions_of(db) == {"B": None}
+
+
+async def test_a_repeated_jurisdiction_column_is_refused(db: Factory, tmp_path: Path) -> None:
+    source = tmp_path / "twice.csv"
+    source.write_text(",".join((*WITH_JURISDICTION, "Jurisdiction")) + "\n" + ",".join((*row().values(), "CN", "RU")) + "\n")
+    with pytest.raises(ImportFileError, match="repeats column\\(s\\): jurisdiction"):
+        await import_accounts(db, source, now=NOW)
+    assert await count(db) == 0
+
+
+@pytest.mark.parametrize("packs", [None, {"RU": object(), "CN": object(), "US": object()}], ids=["no-packs", "packs"])
+async def test_the_command_line_import_takes_the_policys_jurisdictions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], packs: dict[str, object] | None
+) -> None:
+    """A policy with packs names the codes an account may have; one without takes any well-formed code."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.sqlite3'}"
+    await prepare_database(url)
+    # a stand-in for the policy: the packs by code, or no packs at all
+    policy = argparse.Namespace() if packs is None else argparse.Namespace(jurisdictions=packs)
+    monkeypatch.setattr(cli, "load_policy", lambda _path: policy)
+    rows = [row(account_id="A", jurisdiction="cn"), row(account_id="B", jurisdiction="DE")]
+    source = write_csv(tmp_path / "cli.csv", rows, columns=WITH_JURISDICTION)
+
+    status = await cli.import_accounts_command(
+        load_settings(_env_file=None, database_url=url), argparse.Namespace(file=source)
+    )
+
+    output = capsys.readouterr().out
+    engine = create_engine(url)
+    try:
+        stored = await jurisdictions_of(create_session_factory(engine))
+    finally:
+        await engine.dispose()
+    if packs is None:
+        assert (status, output, stored) == (0, "2 inserted, 0 updated, 0 unchanged, 0 rejected\n", {"A": "CN", "B": "DE"})
+    else:
+        assert status == 1
+        assert "line 3, column jurisdiction: unknown jurisdiction 'DE' (the policy has CN, RU, US)" in output
+        assert stored == {"A": "CN"}
+
+
+def test_validate_account_row_reads_the_jurisdiction() -> None:
+    today = NOW.date()
+    assert validate_account_row(row(), today=today)[0].jurisdiction is None  # type: ignore[union-attr]
+    assert validate_account_row(row(jurisdiction=" cn "), today=today)[0].jurisdiction == "CN"  # type: ignore[union-attr]
+    assert validate_account_row(row(jurisdiction="XX", locale="de"), today=today, jurisdictions=PACKS) == (None, [
+        ("locale", "'de' is not one of en, zh_CN, ru"),
+        ("jurisdiction", "unknown jurisdiction 'XX' (the policy has CN, RU, US)"),
+    ])
+
+
 # --------------------------------------------------------------------------- quick and careful reading
 
 
@@ -432,6 +589,7 @@ VARIANTS: dict[str, list[str]] = {
     "daily_interest_rate": ["0.0005", "0.00050", "0", "0.01", "-0.0001", "5%", "0.000000001", "0.00000001", ""],
     "locale": ["zh_CN", "zh-cn", "RU", "en", "de", ""],
     "timezone": ["Asia/Shanghai", "asia/tokyo", "Mars/Olympus", "+03:00", "", "UTC"],
+    "jurisdiction": ["CN", "cn", " US-CA ", "us-ny", "RU", "", " ", "XX", "C1", "USA", "US-", "US_CA", "cı", "ＣＮ"],
 }
 AMOUNTS = [
     "15000", "15000.00", "12345.6", "12345.60", "0", "0.00", "-0", "-0.00", "00012.50", "12.500", "12.505", " 12.50",
@@ -447,7 +605,9 @@ def generated_rows(count: int, seed: int) -> list[dict[str, str]]:
     rng = random.Random(seed)
     rows = []
     for n in range(count):
-        values = row(account_id=f"ACC-{n}", statement_balance="15000.00", overdue_amount="12345.60", late_fee="75.00")
+        values = row(
+            account_id=f"ACC-{n}", statement_balance="15000.00", overdue_amount="12345.60", late_fee="75.00", jurisdiction="CN"
+        )
         for column, variants in VARIANTS.items():
             if rng.random() < 0.15:
                 values[column] = rng.choice(variants)
@@ -455,23 +615,32 @@ def generated_rows(count: int, seed: int) -> list[dict[str, str]]:
     return rows
 
 
+@pytest.mark.parametrize(
+    ("columns", "jurisdictions"),
+    [(COLUMNS, None), (WITH_JURISDICTION, None), (WITH_JURISDICTION, PACKS)],
+    ids=["without-jurisdiction", "with-jurisdiction", "with-packs"],
+)
 @pytest.mark.parametrize("driver", [sqlite_driver, postgresql_driver], ids=["sqlite", "postgresql"])
-def test_quick_reading_gives_what_validate_account_row_gives(driver: Any) -> None:
+def test_quick_reading_gives_what_validate_account_row_gives(
+    driver: Any, columns: tuple[str, ...], jurisdictions: tuple[str, ...] | None
+) -> None:
     binds = accounts_module._Binds.for_dialect(driver.dialect())
     today = NOW.date()
-    reader = accounts_module._RowReader({name: n for n, name in enumerate(COLUMNS)}, today, binds)
+    reader = accounts_module._RowReader({name: n for n, name in enumerate(columns)}, today, binds, jurisdictions)
     quick_rows = 0
     for values in generated_rows(3000, seed=11):
         try:
-            quick = reader.values([values[name] for name in COLUMNS])
+            quick = reader.values([values[name] for name in columns])
             quick_rows += 1
         except accounts_module._Bad:
             quick = None
-        record, problems = validate_account_row(values, today=today)
-        assert quick == (None if record is None else binds.record(record)), (values, problems)
+        record, problems = validate_account_row({name: values[name] for name in columns}, today=today, jurisdictions=jurisdictions)
+        expected = None if record is None else binds.record(record)[:len(columns)]
+        assert quick == expected, (values, problems)
+        assert reader.problems([values[name] for name in columns]) == (expected, problems)
         if quick is not None:
-            assert [type(value) for value in quick] == [type(value) for value in binds.record(record)]
-    assert quick_rows > 1000
+            assert [type(value) for value in quick] == [type(value) for value in expected]  # type: ignore[union-attr]
+    assert quick_rows > 900
 
 
 def test_the_usual_forms_take_the_quick_way(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -479,15 +648,19 @@ def test_the_usual_forms_take_the_quick_way(monkeypatch: pytest.MonkeyPatch) -> 
         raise AssertionError("the careful check was used")
 
     reader = accounts_module._RowReader(
-        {name: n for n, name in enumerate(COLUMNS)}, NOW.date(), accounts_module._Binds.for_dialect(sqlite_driver.dialect())
+        {name: n for n, name in enumerate(WITH_JURISDICTION)}, NOW.date(),
+        accounts_module._Binds.for_dialect(sqlite_driver.dialect()), PACKS,
     )
-    usual = row(phone="+8613800138000", overdue_amount="12345.60", statement_balance="15000.00", late_fee="75.00")
-    reader.values([usual[name] for name in COLUMNS])  # the dates, currencies... met once are remembered
-    for name in ("_phone", "_amount", "_days_past_due", "_card_last4", "_birth_date", "_currency", "_rate", "_locale", "_timezone"):
+    usual = row(phone="+8613800138000", overdue_amount="12345.60", statement_balance="15000.00", late_fee="75.00", jurisdiction="CN")
+    reader.values([usual[name] for name in WITH_JURISDICTION])  # the dates, currencies... met once are remembered
+    for name in (
+        "_phone", "_amount", "_days_past_due", "_card_last4", "_birth_date", "_currency", "_rate", "_locale", "_timezone",
+        "_jurisdiction",
+    ):
         monkeypatch.setattr(accounts_module, name, not_expected)
     monkeypatch.setattr(accounts_module, "normalize_phone", not_expected)
-    again = reader.values([{**usual, "account_id": "ACC-2", "phone": "+8613800138001"}[name] for name in COLUMNS])
-    assert again[0] == "ACC-2" and again[2] == "+8613800138001" and again[7] == "12345.60"
+    again = reader.values([{**usual, "account_id": "ACC-2", "phone": "+8613800138001"}[name] for name in WITH_JURISDICTION])
+    assert again[0] == "ACC-2" and again[2] == "+8613800138001" and again[7] == "12345.60" and again[-1] == "CN"
 
 
 async def test_forms_read_quickly_or_carefully_are_stored_alike(any_db: Factory, tmp_path: Path) -> None:
@@ -598,8 +771,11 @@ def test_demo_accounts_are_consistent() -> None:
     assert len({a["currency"] for a in DEMO_ACCOUNTS}) >= 4
     assert {a["locale"] for a in DEMO_ACCOUNTS} == {"en", "zh_CN", "ru"}
     assert any(a["daily_interest_rate"] == "0.0005" for a in DEMO_ACCOUNTS)
+    by_currency = {"CNY": "CN", "RUB": "RU", "USD": "US"}
+    assert {a["jurisdiction"] for a in DEMO_ACCOUNTS} >= set(PACKS)  # one cardholder for each pack
     for account in DEMO_ACCOUNTS:
-        assert set(account) == set(COLUMNS)
+        assert set(account) == {*COLUMNS, *OPTIONAL_COLUMNS}
+        assert account["jurisdiction"] == by_currency.get(account["currency"], ""), account["account_id"]
         minimum, overdue, statement = (Decimal(account[k]) for k in ("minimum_due", "overdue_amount", "statement_balance"))
         assert minimum <= overdue <= statement, account["account_id"]
 
@@ -612,7 +788,10 @@ async def test_demo_data_is_idempotent(any_db: Factory, tmp_path: Path) -> None:
     assert {a.balance_version for a in stored.values()} == {1}
     assert {a.phone for a in stored.values()} == {a["phone"] for a in DEMO_ACCOUNTS}
     cn = stored["DEMO-CN-0001"]
-    assert (cn.currency, cn.locale, cn.days_past_due) == ("CNY", "zh_CN", 45)
+    assert (cn.currency, cn.locale, cn.days_past_due, cn.jurisdiction) == ("CNY", "zh_CN", 45, "CN")
+    assert {a.account_id: a.jurisdiction for a in stored.values()} == {
+        "DEMO-CN-0001": "CN", "DEMO-EU-0001": None, "DEMO-JP-0001": None, "DEMO-RU-0001": "RU", "DEMO-US-0001": "US",
+    }
     assert cn.updated_at == NOW
 
     # the import and the demo loader share one upsert

@@ -152,11 +152,13 @@ async def test_a_database_made_before_migrations_is_refused_then_adopted_with_it
     try:
         await require_current_schema(engine)
         async with engine.connect() as connection:
-            accounts = (await connection.execute(text("SELECT id, account_id, balance_version FROM accounts"))).all()
+            accounts = (
+                await connection.execute(text("SELECT id, account_id, balance_version, jurisdiction FROM accounts"))
+            ).all()
             chats = (await connection.execute(text("SELECT chat_id, account_pk FROM chats"))).all()
     finally:
         await engine.dispose()
-    assert (accounts, chats) == ([(7, "ACC-7", 3)], [(42, 7)])
+    assert (accounts, chats) == ([(7, "ACC-7", 3, None)], [(42, 7)])  # an account from before has no jurisdiction
 
 
 async def test_a_database_made_before_migrations_is_adopted_on_postgresql(empty_postgres_url: str) -> None:
@@ -166,8 +168,8 @@ async def test_a_database_made_before_migrations_is_adopted_on_postgresql(empty_
     try:
         await require_current_schema(engine)
         async with engine.connect() as connection:
-            assert (await connection.execute(text("SELECT account_id, statement_balance FROM accounts"))).all() == [
-                ("ACC-7", 1000)
+            assert (await connection.execute(text("SELECT account_id, statement_balance, jurisdiction FROM accounts"))).all() == [
+                ("ACC-7", 1000, None)
             ]
     finally:
         await engine.dispose()

@@ -35,6 +35,9 @@ class Account(Base):
     daily_interest_rate: Mapped[Decimal] = mapped_column(Money)
     locale: Mapped[str] = mapped_column(String(10))
     timezone: Mapped[str] = mapped_column(String(64))
+    jurisdiction: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    """Whose rules apply (ISO 3166-1 alpha-2, or a subdivision such as US-CA); None: the policy's
+    default for the account's currency."""
     balance_version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     payment_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

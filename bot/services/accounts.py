@@ -5,7 +5,8 @@ written in batches with the dialect's ``INSERT ... ON CONFLICT (account_id) DO U
 file is one transaction: a file that turns out to be unreadable half-way leaves nothing behind,
 while rows that are merely bad are reported and skipped. ``balance_version`` moves by one only
 when a figure the repayment offers depend on has changed, so offers computed against an older
-version can be recognised as stale.
+version can be recognised as stale. The ``jurisdiction`` column is optional: an export of the older
+form still imports, and leaves the jurisdictions already stored as they are.
 
 `validate_account_row` is what a row must pass. An export of a hundred thousand rows is read
 with shortcuts that give the same result (`_RowReader`: the forms a bank writes are recognised
@@ -20,7 +21,7 @@ import csv
 import re
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -63,6 +64,13 @@ COLUMNS: tuple[str, ...] = (
 )
 """The columns the file must have (any order; other columns are ignored)."""
 
+OPTIONAL_COLUMNS: tuple[str, ...] = ("jurisdiction",)
+"""Columns the file may have. A file without one leaves that field of the accounts it updates as
+stored (a new account gets None); a blank cell is None."""
+
+_FIELDS: tuple[str, ...] = (*COLUMNS, *OPTIONAL_COLUMNS)
+"""An account's imported fields, in the order rows and `AccountRecord` hold them."""
+
 BALANCE_FIELDS: tuple[str, ...] = (
     "statement_balance",
     "overdue_amount",
@@ -70,8 +78,10 @@ BALANCE_FIELDS: tuple[str, ...] = (
     "days_past_due",
     "late_fee",
     "daily_interest_rate",
+    "jurisdiction",
 )
-"""A change in any of these bumps ``balance_version``."""
+"""A change in any of these bumps ``balance_version``: the figures offers are computed from, and
+whose rules they follow."""
 
 BATCH_SIZE = 2000
 _YIELD_EVERY = 256
@@ -90,6 +100,7 @@ _DECIMAL = re.compile(r"^([+-]?)([0-9]+)(?:\.([0-9]+))?$")
 _INTEGER = re.compile(r"^\+?[0-9]+$")
 _ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _LAST4 = re.compile(r"^[0-9]{4}$")
+_JURISDICTION = re.compile(r"[A-Za-z]{2}(?:-[A-Za-z0-9]{1,3})?")
 
 
 # --------------------------------------------------------------------------- report
@@ -163,14 +174,20 @@ class AccountRecord:
     daily_interest_rate: Decimal
     locale: str
     timezone: str
+    jurisdiction: str | None = None
 
 
 class _Bad(Exception):
     """One column's value is not acceptable; the message is the reason."""
 
 
-def validate_account_row(values: Mapping[str, str], *, today: date) -> tuple[AccountRecord | None, list[tuple[str, str]]]:
-    """Check one row given as column → text. Returns the record, or None and (column, reason) pairs."""
+def validate_account_row(
+    values: Mapping[str, str], *, today: date, jurisdictions: Collection[str] | None = None
+) -> tuple[AccountRecord | None, list[tuple[str, str]]]:
+    """Check one row given as column → text. Returns the record, or None and (column, reason) pairs.
+
+    ``jurisdictions``: the codes the policy has rules for; without it any well-formed code is taken.
+    """
     problems: list[tuple[str, str]] = []
     parsed: dict[str, Any] = {}
     for column, check in _TEXT_CHECKS:
@@ -182,6 +199,10 @@ def validate_account_row(values: Mapping[str, str], *, today: date) -> tuple[Acc
         parsed["birth_date"] = _birth_date(values.get("birth_date") or "", today)
     except _Bad as bad:
         problems.append(("birth_date", str(bad)))
+    try:
+        parsed["jurisdiction"] = _jurisdiction(values.get("jurisdiction") or "", jurisdictions)
+    except _Bad as bad:
+        problems.append(("jurisdiction", str(bad)))
     # without a valid currency the minor unit is unknown: check the shape only
     places = _places(parsed["currency"]) if "currency" in parsed else _RATE_MAX_PLACES
     for column in _AMOUNT_COLUMNS:
@@ -351,6 +372,19 @@ def _timezone(text: str) -> str:
     return canonical
 
 
+def _jurisdiction(text: str, known: Collection[str] | None) -> str | None:
+    """An ISO 3166-1 alpha-2 code, or a subdivision of one (US-CA), upper-cased; blank is None."""
+    value = text.strip()
+    if not value:
+        return None
+    if not _JURISDICTION.fullmatch(value):
+        raise _Bad(f"{value!r} is not a country code such as CN (ISO 3166-1), or a subdivision such as US-CA")
+    code = value.upper()
+    if known is not None and code not in known:
+        raise _Bad(f"unknown jurisdiction {code!r} (the policy has {', '.join(sorted(known)) or 'none'})")
+    return code
+
+
 _TEXT_CHECKS: tuple[tuple[str, Any], ...] = (
     ("account_id", _account_id),
     ("full_name", _full_name),
@@ -363,7 +397,7 @@ _TEXT_CHECKS: tuple[tuple[str, Any], ...] = (
     ("timezone", _timezone),
 )
 _AMOUNT_COLUMNS = ("statement_balance", "overdue_amount", "minimum_due", "late_fee")
-_COLUMN_ORDER = {column: position for position, column in enumerate(COLUMNS)}
+_COLUMN_ORDER = {column: position for position, column in enumerate(_FIELDS)}
 
 
 # --------------------------------------------------------------------------- the usual forms, quickly
@@ -402,13 +436,13 @@ class _Binds:
         return cls(money, canonical, processor("birth_date"), processor("updated_at"))
 
     def record(self, record: AccountRecord) -> tuple[Any, ...]:
-        """A validated record as `_RowReader.values` gives a row."""
+        """A validated record as `_RowReader.values` gives a row of a file with every column."""
         money = self.money
         return (
             record.account_id, record.full_name, record.phone, self.date(record.birth_date), record.card_last4,
             record.currency, money(record.statement_balance), money(record.overdue_amount),
             money(record.minimum_due), record.days_past_due, money(record.late_fee),
-            money(record.daily_interest_rate), record.locale, record.timezone,
+            money(record.daily_interest_rate), record.locale, record.timezone, record.jurisdiction,
         )
 
 
@@ -422,28 +456,42 @@ def _canonical_figures(places: int) -> re.Pattern[str]:
     return re.compile("\x1f".join([amount] * 4 + [f"[0-9]{{1,{_DAYS_DIGITS}}}", "[0-9]{4}"]))
 
 
+_CELLS = (
+    "account_id", "full_name", "phone", "birth_date", "card_last4",
+    "statement_balance", "overdue_amount", "minimum_due", "days_past_due", "late_fee",
+)
+_TERMS = ("currency", "daily_interest_rate", "locale", "timezone", "jurisdiction")
+"""The columns that take few values; together they are checked once per combination met."""
+
+
 class _RowReader:
-    """Validates the cells of a row into the values bound for the database, in `COLUMNS` order.
+    """Validates the cells of a row into the values bound for the database, in `_FIELDS` order
+    (without the optional columns the file has not got).
 
     Each field is read first in the form a bank's export nearly always has it (``+<digits>`` that is a
     valid number, ``2500.00`` with exactly the currency's decimals, ``45``), and otherwise with the
-    checks `validate_account_row` makes; texts that repeat (birth dates; currency, rate, locale and
-    time zone together) are checked once. Every form accepted quickly is one those checks accept with the same
-    result. At the first unacceptable field `values` raises `_Bad`, and the row is validated again in
-    full to report every problem it has.
+    checks `validate_account_row` makes; texts that repeat (birth dates; `_TERMS` together) are checked
+    once. Every form accepted quickly is one those checks accept with the same result. At the first
+    unacceptable field `values` raises `_Bad`, and the row is validated again in full to report every
+    problem it has.
     """
 
-    def __init__(self, positions: Mapping[str, int], today: date, binds: _Binds) -> None:
-        self._cells = itemgetter(*(positions[name] for name in COLUMNS))
+    def __init__(
+        self, positions: Mapping[str, int], today: date, binds: _Binds, jurisdictions: Collection[str] | None = None
+    ) -> None:
+        self._cells = itemgetter(*(positions[name] for name in _CELLS))
+        self._terms_of = itemgetter(*(positions[name] for name in _TERMS if name in positions))
         self._positions = positions
+        self._width = len(positions)  # the optional columns come last in `_FIELDS`: a record's first values
         self._today = today
         self._binds = binds
+        self._jurisdictions = jurisdictions
         self._dates: dict[str, Any] = {}
-        self._terms: dict[tuple[str, str, str, str], tuple[str, int, re.Pattern[str], Any, str, str]] = {}
+        self._terms: dict[tuple[str, ...], tuple[str, int, re.Pattern[str], tuple[Any, ...]]] = {}
 
     def values(self, cells: Sequence[str]) -> tuple[Any, ...]:
-        (account_id, full_name, phone, birth_date, card_last4, currency, statement_balance, overdue_amount,
-         minimum_due, days_past_due, late_fee, rate, locale, zone) = self._cells(cells)
+        (account_id, full_name, phone, birth_date, card_last4, statement_balance, overdue_amount,
+         minimum_due, days_past_due, late_fee) = self._cells(cells)
         account_id = account_id.strip()
         if not account_id or len(account_id) > _ACCOUNT_ID_MAX:
             raise _Bad
@@ -455,10 +503,11 @@ class _RowReader:
         born = self._dates.get(birth_date)
         if born is None:
             born = self._remember(self._dates, birth_date, self._binds.date(_birth_date(birth_date, self._today)))
-        terms = self._terms.get((currency, rate, locale, zone))
+        key = self._terms_of(cells)
+        terms = self._terms.get(key)
         if terms is None:
-            terms = self._remember(self._terms, (currency, rate, locale, zone), self._checked_terms(currency, rate, locale, zone))
-        code, places, canonical, daily_rate, locale, zone = terms
+            terms = self._remember(self._terms, key, self._checked_terms(*key))
+        code, places, canonical, last = terms
         figures = (statement_balance, overdue_amount, minimum_due, late_fee, days_past_due, card_last4)
         if canonical.fullmatch("\x1f".join(figures)):
             days = int(days_past_due)
@@ -479,21 +528,26 @@ class _RowReader:
             card_last4 = _card_last4(card_last4)
         return (
             account_id, full_name, phone, born, card_last4, code, statement_balance, overdue_amount,
-            minimum_due, days, late_fee, daily_rate, locale, zone,
-        )
+            minimum_due, days, late_fee,
+        ) + last
 
-    def _checked_terms(self, currency: str, rate: str, locale: str, zone: str) -> tuple[str, int, re.Pattern[str], Any, str, str]:
-        """The columns that take few values, checked together once per combination met."""
+    def _checked_terms(
+        self, currency: str, rate: str, locale: str, zone: str, *jurisdiction: str
+    ) -> tuple[str, int, re.Pattern[str], tuple[Any, ...]]:
+        """`_TERMS` checked: the currency, its places and figures' pattern, and the row's last values."""
         code = _currency(currency)
         places = _places(code)
-        return code, places, _canonical_figures(places), self._binds.money(_rate(rate)), _locale(locale), _timezone(zone)
+        last = (self._binds.money(_rate(rate)), _locale(locale), _timezone(zone))
+        last += tuple(_jurisdiction(text, self._jurisdictions) for text in jurisdiction)
+        return code, places, _canonical_figures(places), last
 
     def problems(self, cells: Sequence[str]) -> tuple[tuple[Any, ...] | None, list[tuple[str, str]]]:
         """The row validated by `validate_account_row`: its values, or None and every problem."""
         record, problems = validate_account_row(
-            {name: cells[index] for name, index in self._positions.items()}, today=self._today
+            {name: cells[index] for name, index in self._positions.items()},
+            today=self._today, jurisdictions=self._jurisdictions,
         )
-        return (None if record is None else self._binds.record(record)), problems
+        return (None if record is None else self._binds.record(record)[:self._width]), problems
 
     @staticmethod
     def _remember(memo: dict[Any, Any], key: Any, value: Any) -> Any:
@@ -505,11 +559,6 @@ class _RowReader:
 # --------------------------------------------------------------------------- writing
 
 
-_DATA_FIELDS: tuple[str, ...] = COLUMNS[1:]
-_WRITTEN: tuple[str, ...] = (*COLUMNS, "balance_version", "updated_at")
-_BALANCE_POSITIONS = frozenset(_DATA_FIELDS.index(name) for name in BALANCE_FIELDS)
-
-
 class _Store:
     """The accounts table on the session's connection, at the driver's level: rows in and out are
     tuples of bound values (`_Binds`), so that a batch costs the database's work and little more.
@@ -519,27 +568,39 @@ class _Store:
     """
 
     binds: _Binds
+    fields: tuple[str, ...]
+    """The fields read and written (`_FIELDS`, or those of a file without an optional column): the
+    others are left as stored."""
     same: Callable[[int, Any, Any], bool]
-    """Whether a stored and a new value (of `_DATA_FIELDS` position i) mean the same."""
+    """Whether a stored and a new value (of `fields[1:]` position i) mean the same."""
 
     @staticmethod
-    async def open(session: AsyncSession) -> _Store:
+    async def open(session: AsyncSession, fields: tuple[str, ...] = _FIELDS) -> _Store:
         connection = await session.connection()
         name = connection.dialect.name
         if name == "sqlite":
             raw = await connection.get_raw_connection()
-            return _SQLiteStore(raw.driver_connection, connection.dialect)
+            return _SQLiteStore(raw.driver_connection, connection.dialect, fields)
         if name == "postgresql":
-            return _PostgresStore(connection)
+            return _PostgresStore(connection, fields)
         raise NotImplementedError(f"account import does not support the {name} database")
 
     async def stored(self, account_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
-        """account_id → (account_id, *`_DATA_FIELDS`, balance_version) as stored, for those that exist."""
+        """account_id → (*`fields`, balance_version) as stored, for those that exist."""
         raise NotImplementedError
 
     async def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Upsert rows of `_WRITTEN` values."""
+        """Upsert rows of `written` values."""
         raise NotImplementedError
+
+    @property
+    def written(self) -> tuple[str, ...]:
+        return (*self.fields, "balance_version", "updated_at")
+
+    @property
+    def balance_positions(self) -> tuple[int, ...]:
+        """The positions in `fields[1:]` of `BALANCE_FIELDS`."""
+        return tuple(i for i, name in enumerate(self.fields[1:]) if name in BALANCE_FIELDS)
 
     @asynccontextmanager
     async def tuned_for_import(self) -> AsyncIterator[None]:
@@ -549,9 +610,9 @@ class _Store:
     def _sql(self, dialect: Dialect) -> tuple[str, str, str]:
         quote = dialect.identifier_preparer.quote
         table = dialect.identifier_preparer.format_table(Account.__table__)
-        select_list = ", ".join(quote(name) for name in (*COLUMNS, "balance_version"))
-        names = ", ".join(quote(name) for name in _WRITTEN)
-        updates = ", ".join(f"{quote(name)} = excluded.{quote(name)}" for name in _WRITTEN[1:])
+        select_list = ", ".join(quote(name) for name in (*self.fields, "balance_version"))
+        names = ", ".join(quote(name) for name in self.written)
+        updates = ", ".join(f"{quote(name)} = excluded.{quote(name)}" for name in self.written[1:])
         return (
             f"SELECT {select_list} FROM {table} WHERE {quote('account_id')}",
             f"INSERT INTO {table} ({names}) VALUES ",
@@ -564,17 +625,18 @@ _IMPORT_PRAGMAS = {"temp_store": 2, "cache_size": -32_768}
 
 
 class _SQLiteStore(_Store):
-    def __init__(self, driver: Any, dialect: Dialect) -> None:
+    def __init__(self, driver: Any, dialect: Dialect, fields: tuple[str, ...]) -> None:
         self._driver = driver
         self.binds = _Binds.for_dialect(dialect)
+        self.fields = fields
         table = Account.__table__
-        readers = [table.c[name].type.dialect_impl(dialect).result_processor(dialect, None) for name in _DATA_FIELDS]
+        readers = [table.c[name].type.dialect_impl(dialect).result_processor(dialect, None) for name in fields[1:]]
         self._readers = [reader or _identity for reader in readers]
         self._select, self._insert, self._upsert = self._sql(dialect)
         variables = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
         self._ids_per_select = variables
-        self._rows_per_insert = variables // len(_WRITTEN)
-        self._row_sql = "(" + ", ".join("?" * len(_WRITTEN)) + ")"
+        self._rows_per_insert = variables // len(self.written)
+        self._row_sql = "(" + ", ".join("?" * len(self.written)) + ")"
 
     @asynccontextmanager
     async def tuned_for_import(self) -> AsyncIterator[None]:
@@ -626,14 +688,15 @@ class _SQLiteStore(_Store):
 
 
 class _PostgresStore(_Store):
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, fields: tuple[str, ...]) -> None:
         self._connection = connection
         dialect = connection.dialect
         self.binds = _Binds.for_dialect(dialect)
+        self.fields = fields
         select, insert, upsert = self._sql(dialect)
         self._select = f"{select} = ANY($1::varchar[])"
         # a batch is one statement: a column of values per parameter, unnest() makes the rows
-        arrays = ", ".join(f"${n}::{_array_of(name, dialect)}[]" for n, name in enumerate(_WRITTEN, start=1))
+        arrays = ", ".join(f"${n}::{_array_of(name, dialect)}[]" for n, name in enumerate(self.written, start=1))
         self._upsert_sql = insert.removesuffix(" VALUES ") + f" SELECT * FROM unnest({arrays})" + upsert
 
     def same(self, position: int, stored: Any, new: Any) -> bool:
@@ -669,15 +732,17 @@ def _changes(
     writes: list[tuple[Any, ...]] = []
     inserted = updated = unchanged = 0
     same = store.same
+    data_positions = range(len(store.fields) - 1)
+    balance_positions = store.balance_positions
     for row in rows:
         previous = stored.get(row[0])
         if previous is None:
             writes.append((*row, 1, updated_at))
             inserted += 1
-        elif previous[:-1] == row or all(same(i, previous[i + 1], row[i + 1]) for i in range(len(_DATA_FIELDS))):
+        elif previous[:-1] == row or all(same(i, previous[i + 1], row[i + 1]) for i in data_positions):
             unchanged += 1
         else:
-            balance_changed = any(not same(i, previous[i + 1], row[i + 1]) for i in _BALANCE_POSITIONS)
+            balance_changed = any(not same(i, previous[i + 1], row[i + 1]) for i in balance_positions)
             writes.append((*row, previous[-1] + (1 if balance_changed else 0), updated_at))
             updated += 1
     return writes, WriteCounts(inserted, updated, unchanged)
@@ -712,10 +777,15 @@ async def refresh_statistics(session: AsyncSession) -> None:
 
 
 async def import_accounts(
-    session_factory: async_sessionmaker[AsyncSession], source: Path, *, now: datetime
+    session_factory: async_sessionmaker[AsyncSession],
+    source: Path,
+    *,
+    now: datetime,
+    jurisdictions: Collection[str] | None = None,
 ) -> ImportReport:
     """Import the CSV at ``source``; bad rows are reported and skipped, good ones upserted.
 
+    ``jurisdictions``: the codes the policy has rules for; a row naming another is a bad row.
     Raises `ImportFileError` when the file as a whole is unusable (unreadable, not UTF-8, header
     without the required columns); nothing is written then.
     """
@@ -726,12 +796,12 @@ async def import_accounts(
         reader = csv.reader(_decoded(handle))
         try:
             header = read_header(reader, COLUMNS)
-            positions = column_positions(header, COLUMNS)
+            positions = column_positions(header, COLUMNS, optional=OPTIONAL_COLUMNS)
             async with session_factory() as session, session.begin():
-                store = await _Store.open(session)
+                store = await _Store.open(session, tuple(name for name in _FIELDS if name in positions))
                 async with store.tuned_for_import():
                     with _prompt_thread_switches():
-                        await _import_rows(reader, len(header), positions, store, now, report)
+                        await _import_rows(reader, len(header), positions, store, now, report, jurisdictions)
             async with session_factory() as session, session.begin():
                 await refresh_statistics(session)
         except OSError as error:
@@ -757,10 +827,16 @@ def _first_line(lines: Iterator[bytes]) -> Iterator[str]:
 
 
 async def _import_rows(
-    reader: Any, width: int, positions: dict[str, int], store: _Store, now: datetime, report: ImportReport
+    reader: Any,
+    width: int,
+    positions: dict[str, int],
+    store: _Store,
+    now: datetime,
+    report: ImportReport,
+    jurisdictions: Collection[str] | None,
 ) -> None:
     """Validate the rows after the header, and write the good ones in batches."""
-    rows = _RowReader(positions, now.astimezone(timezone.utc).date(), store.binds)
+    rows = _RowReader(positions, now.astimezone(timezone.utc).date(), store.binds, jurisdictions)
     writer = _BatchWriter(store, store.binds.timestamp(now), report)
     first = positions["account_id"]
     values = rows.values
@@ -888,14 +964,15 @@ def read_header(reader: Iterable[list[str]], columns: Sequence[str]) -> list[str
     raise ImportFileError("the file is empty: expected a header row with " + ", ".join(columns))
 
 
-def column_positions(header: list[str], columns: Sequence[str]) -> dict[str, int]:
-    repeated = sorted({name for name in header if name and header.count(name) > 1} & set(columns))
+def column_positions(header: list[str], columns: Sequence[str], optional: Sequence[str] = ()) -> dict[str, int]:
+    """Where each of ``columns`` is, and each of the ``optional`` ones the header has."""
+    repeated = sorted({name for name in header if name and header.count(name) > 1} & {*columns, *optional})
     if repeated:
         raise ImportFileError("the header repeats column(s): " + ", ".join(repeated))
     missing = [name for name in columns if name not in header]
     if missing:
         raise ImportFileError("the header lacks column(s): " + ", ".join(missing))
-    return {name: header.index(name) for name in columns}
+    return {name: header.index(name) for name in (*columns, *optional) if name in header}
 
 
 def _check_row(

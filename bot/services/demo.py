@@ -1,7 +1,9 @@
 """Demo accounts for trying the bot without a bank's file.
 
 Each entry has the same columns, as text, as a row of the import CSV, and is loaded through the
-same validation and upsert as an import, so loading twice changes nothing.
+same validation and upsert as an import, so loading twice changes nothing. The CNY, RUB and USD
+cardholders are in CN, RU and US, one for each of the policy's jurisdiction packs; the JPY and EUR
+ones have none, so the policy's default for their currency applies.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ DEMO_ACCOUNTS: tuple[Mapping[str, str], ...] = (
         "daily_interest_rate": "0.0005",
         "locale": "zh_CN",
         "timezone": "Asia/Shanghai",
+        "jurisdiction": "CN",
     },
     {
         "account_id": "DEMO-RU-0001",
@@ -45,6 +48,7 @@ DEMO_ACCOUNTS: tuple[Mapping[str, str], ...] = (
         "daily_interest_rate": "0.0006",
         "locale": "ru",
         "timezone": "Europe/Moscow",
+        "jurisdiction": "RU",
     },
     {
         "account_id": "DEMO-US-0001",
@@ -61,6 +65,7 @@ DEMO_ACCOUNTS: tuple[Mapping[str, str], ...] = (
         "daily_interest_rate": "0.00068",
         "locale": "en",
         "timezone": "America/Los_Angeles",
+        "jurisdiction": "US",
     },
     {
         "account_id": "DEMO-JP-0001",
@@ -77,6 +82,7 @@ DEMO_ACCOUNTS: tuple[Mapping[str, str], ...] = (
         "daily_interest_rate": "0.0004",
         "locale": "en",
         "timezone": "Asia/Tokyo",
+        "jurisdiction": "",
     },
     {
         "account_id": "DEMO-EU-0001",
@@ -93,6 +99,7 @@ DEMO_ACCOUNTS: tuple[Mapping[str, str], ...] = (
         "daily_interest_rate": "0.00045",
         "locale": "en",
         "timezone": "Europe/Berlin",
+        "jurisdiction": "",
     },
 )
 """The demo cardholders; show ``phone`` and ``birth_date`` to whoever tries the bot."""
