@@ -125,20 +125,13 @@ async def with_database(settings: Settings, work: Callable[[async_sessionmaker[A
 async def import_accounts_command(settings: Settings, arguments: argparse.Namespace) -> int:
     from bot.services.accounts import import_accounts
 
-    jurisdictions = policy_jurisdictions(settings)
+    jurisdictions = tuple(load_policy(settings.policy_file).jurisdictions)
     report = await with_database(
         settings,
         lambda sessions: import_accounts(sessions, arguments.file, now=Clock().now(), jurisdictions=jurisdictions),
     )
     print(report.format())
     return 1 if report.errors else 0
-
-
-def policy_jurisdictions(settings: Settings) -> tuple[str, ...] | None:
-    """The codes of the policy's jurisdiction packs, which an imported account may name; None for a
-    policy without packs, where any well-formed code is taken."""
-    packs = getattr(load_policy(settings.policy_file), "jurisdictions", None)
-    return None if packs is None else tuple(packs)
 
 
 async def import_payments_command(settings: Settings, arguments: argparse.Namespace) -> int:
