@@ -322,6 +322,8 @@ async def set_commands(bot: Bot, i18n: I18n) -> None:
                 BotCommand(command="balance", description=_("What you owe")),
                 BotCommand(command="plans", description=_("Ways to pay")),
                 BotCommand(command="myplan", description=_("Your arrangement")),
+                BotCommand(command="faq", description=_("Questions people often ask")),
+                BotCommand(command="agent", description=_("Talk to a person")),
                 BotCommand(command="help", description=_("What I can do")),
                 BotCommand(command="language", description=_("Change the language")),
                 BotCommand(command="cancel", description=_("Stop what we are doing")),

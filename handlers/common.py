@@ -27,6 +27,7 @@ async def help_command(message: Message, state: FSMContext, ctx: UpdateContext) 
         "First I confirm it's you with your phone number and date of birth. "
         "Then you can see what you owe and the ways to pay.\n\n"
         "/start – begin again\n/balance – what you owe\n/plans – ways to pay\n/myplan – your arrangement\n"
+        "/faq – questions people often ask\n/agent – talk to a person\n"
         "/language – change the language\n/cancel – stop what we are doing\n/stop – no more messages from us\n"
         "/help – this message"
     )

@@ -174,6 +174,7 @@ async def feedback(query: CallbackQuery, callback_data: FaqFeedback, callback_an
     callback_answer.text = _("Thank you!")
     record_feedback(ctx.audit, message.chat.id, callback_data.entry, callback_data.helpful)
     await message.edit_reply_markup(reply_markup=None)
+    await message.answer(_("I'm glad it helped. You can ask me something else at any time, or see /faq."))
 
 
 def shows_button(message: Message, data: str | None) -> bool:

@@ -39,6 +39,8 @@ async def test_a_question_before_verification_needs_no_account(bank: BotHarness,
     answer = await cardholder.send(IS_IT_THE_BANK[language])
     assert "+86 400 820 8888" in answer[-1].text or "example-bank.com" in answer[-1].text
     assert any("🙋" in label for label in answer[-1].labels) and any("👍" in label for label in answer[-1].labels)
+    thanked = await cardholder.press("👍")
+    assert thanked[-1].text and "/faq" in thanked[-1].text, "a helpful answer is acknowledged in the chat"
 
 
 @pytest.mark.parametrize("language", ["en", "ru", "zh-hans"])

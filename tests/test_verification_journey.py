@@ -417,3 +417,28 @@ async def test_before_verification_each_input_is_told_what_is_needed(
         assert expected[kind] in text, (kind, text)
         assert text.count("confirm it's you") <= 1 and text.count("убедиться") + text.count("удостоверюсь") <= 1
         assert "{" not in text and cardholder.reply_keyboard is not None and cardholder.reply_keyboard.contact_label, (kind, text)
+
+
+def cardholder_commands() -> set[str]:
+    """Every command a cardholder's routers answer (the desk's are the agents')."""
+    import re as _re
+    from pathlib import Path as _Path
+
+    found: set[str] = set()
+    for module in (_Path(__file__).parent.parent / "handlers").glob("*.py"):
+        if module.name != "desk.py":
+            found |= set(_re.findall(r'Command\("(\w+)"\)', module.read_text(encoding="utf-8")))
+    return found | {"start"}
+
+
+@pytest.mark.parametrize("language", ["en", "ru", "zh-hans"])
+async def test_help_and_the_command_menu_list_every_command(bank: BotHarness, language: str) -> None:
+    cardholder = bank.cardholder(language_code=language)
+    helped = await cardholder.send("/help")
+    text = "\n".join(message.text for message in helped)
+    commands = cardholder_commands()
+    assert {"balance", "plans", "myplan", "faq", "agent", "language", "cancel", "stop", "help"} <= commands
+    assert not [command for command in commands if f"/{command}" not in text], text
+    locale_code = {"en": "", "ru": "ru", "zh-hans": "zh"}[language]
+    menu = {item["command"] for item in bank.fake.commands(None, locale_code)}
+    assert menu == commands, menu ^ commands
