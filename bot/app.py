@@ -33,7 +33,7 @@ from bot.db import create_engine, create_session_factory
 from bot.db.fsm_storage import SQLAlchemyStorage
 from bot.db.schema import require_current_schema
 from bot.desk import WATCH_SECONDS, Desk
-from bot.domain.faq import matcher_for
+from bot.domain.faq import check_jurisdictions, matcher_for
 from bot.domain.policy import Policy, load_policy
 from bot.i18n import ChatLocaleMiddleware, create_i18n
 from bot.leases import Lease, process_holder
@@ -262,6 +262,7 @@ async def create_app(settings: Settings, *, clock: Clock | None = None, token: s
         await require_current_schema(engine)  # first: a database to migrate is said at once
         for locale in SUPPORTED_LOCALES:  # validates the bank's files; the first question does not wait
             matcher_for(locale)
+        check_jurisdictions(policy.jurisdictions)
     except BaseException:
         await engine.dispose()
         raise

@@ -59,8 +59,15 @@ def day(value: date, locale: str) -> str:
 
 @lru_cache(maxsize=1024)
 def percent(value: Decimal, locale: str) -> str:
-    """A rate given in percent (13.03 means 13.03 %), with two decimals in the reader's style."""
-    return format_decimal(value, format="#,##0.00", locale=locale) + "%"
+    """A rate given in percent (13.03 means 13.03 %) in the reader's style, with at least two
+    decimals and every further one it has: 0.068 reads `0.068%`, never `0.07%` beside an amount
+    computed from 0.068 %. Round a rate first where fewer digits are meant."""
+    return format_decimal(value, format="#,##0.00########", locale=locale) + "%"
+
+
+def days(count: int, locale: str) -> str:
+    """A number of days with the locale's plural: `180 days`, `180 дней`, `180天`."""
+    return format_timedelta(timedelta(days=count), granularity="day", threshold=10**9, format="long", locale=locale)
 
 
 def years(count: int, locale: str) -> str:

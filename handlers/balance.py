@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date
+from decimal import Decimal
 
 from aiogram import F, Router
 from aiogram.filters import Command, MagicData
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.domain.dates import add_years
 from bot.context import UpdateContext
 from bot.db.models import Account
+from bot.domain.consequences import Outlook, outlook
 from bot.domain.policy import Policy, Stage
-from bot.formatting import day, money, percent, years
+from bot.domain.rates import annual_percent, daily_percent
+from bot.formatting import day, days, money, percent, years
 from bot.services.arrangements import ArrangementService
 from handlers.keyboards import BALANCE, main_menu_keyboard
 from handlers.prompts import reader_locale
@@ -36,13 +37,13 @@ def balance_text(account: Account, arrangements: ArrangementService, policy: Pol
         _("Minimum due: {amount}").format(amount=cash(account.minimum_due)),
         _("Statement balance: {amount}").format(amount=cash(account.statement_balance)),
         _("Late fee charged: {amount}").format(amount=cash(account.late_fee)),
-        _("Interest: {rate} a day, about {amount} a day on your balance.").format(
-            rate=percent(account.daily_interest_rate * 100, locale),
+        _("Interest: {rate}, about {amount} a day on your balance.").format(
+            rate=interest_rate(account.daily_interest_rate, locale),
             amount=cash(account.statement_balance * account.daily_interest_rate),
         ),
         "",
         _("What happens next:"),
-        *consequences(arrangements, policy, stage, locale),
+        *consequences(outlook(policy, account, arrangements.today()), stage, locale),
     ]
     waiting = arrangements.cost_of_waiting(account)
     lines += [
@@ -56,46 +57,70 @@ def balance_text(account: Account, arrangements: ArrangementService, policy: Pol
     ]
     if waiting.stage_then is not None and waiting.stage_then != stage:
         lines.append(
-            _("The account would then be {days} days past due, in collection stage {stage}.").format(
-                days=waiting.dpd_then, stage=waiting.stage_then.name
-            )
+            _("The account would then be {days} days past due.").format(days=waiting.dpd_then)
         )
-    lines += ["", _("Paying now, or agreeing a plan you can keep, stops this from growing. See «{plans}».").format(plans=_("🧾 Ways to pay"))]
+    lines += [
+        "",
+        _("Paying the balance stops it from growing; a plan spreads it over fixed payments you know in advance. See «{plans}».").format(
+            plans=_("🧾 Ways to pay")
+        ),
+    ]
     lines += [f"\n{text}" for text in disclosures(policy, account, "balance")]
     return "\n".join(lines)
 
 
-def consequences(arrangements: ArrangementService, policy: Policy, stage: Stage | None, locale: str) -> list[str]:
-    """The truthful list of what applies at this stage, and what comes at the next one; no threats."""
+def interest_rate(daily_rate: Decimal, locale: str) -> str:
+    """The card's interest rate as the reader sees it: the annual rate first, the daily one beside
+    it with every digit it has (the daily amounts are computed from it)."""
+    return _("{annual} a year ({daily} a day)").format(
+        annual=percent(annual_percent(daily_rate), locale), daily=percent(daily_percent(daily_rate), locale)
+    )
+
+
+def consequences(facts: Outlook, stage: Stage | None, locale: str) -> list[str]:
+    """The truthful list of what applies at this stage, and what comes at the next one; no threats,
+    and nothing the bank does not promise."""
     found = stage.consequences if stage else None
+    bureau = facts.bureau
+    name = bureau.rule.name(locale)
     lines = []
-    drop_off = add_years(arrangements.today(), policy.credit_record_years)
-    if found and found.credit_bureau:
+    if bureau.reported and bureau.paying_moves_the_date:
         lines.append(
             _(
-                "• The overdue is reported to the credit bureau. The record stays for {period} after the "
-                "debt is repaid: if you pay today, it would be removed on {date}."
-            ).format(period=years(policy.credit_record_years, locale), date=day(drop_off, locale))
+                "• The overdue is reported to {bureau}. The record stays for {period} after the debt is repaid: "
+                "if you pay today, it would be removed on {date}."
+            ).format(bureau=name, period=years(bureau.rule.years, locale), date=day(bureau.record_ends, locale))
         )
-    else:
-        reported = next((item for item in policy.stages if item.consequences.credit_bureau), None)
-        if reported is not None:
-            lines.append(
-                _("• If the account reaches {days} days past due, the overdue is reported to the credit bureau.").format(
-                    days=reported.min_dpd
-                )
+    elif bureau.reported:
+        lines.append(
+            _(
+                "• The overdue is reported to {bureau}. The record stays for {period} counted from {offset} after "
+                "the delinquency began, that is until {date}, whether or not the debt is paid; once it is paid, "
+                "the record shows the account as paid."
+            ).format(
+                bureau=name,
+                period=years(bureau.rule.years, locale),
+                offset=days(bureau.rule.delinquency_offset_days, locale),
+                date=day(bureau.record_ends, locale),
             )
+        )
+    elif bureau.reported_from is not None:
+        lines.append(
+            _("• If the account reaches {days} days past due, the overdue is reported to {bureau}.").format(
+                days=bureau.reported_from, bureau=name
+            )
+        )
     if found and found.interest:
         lines.append(_("• Interest keeps accruing every day until the balance is paid."))
     if found and found.late_fees:
         lines.append(_("• A late fee is charged for each missed due date."))
     if found and found.card_suspended:
         lines.append(_("• The card is suspended for new purchases until the account is brought current."))
-    if found and found.legal_action:
+    if facts.court_action:
         lines.append(
             _(
-                "• At this stage the bank may pass the account to its legal department. Paying or agreeing a plan "
-                "avoids this."
+                "• The bank may consider asking a court to order repayment of the debt. You would be told of any "
+                "claim and could present your side."
             )
         )
     return lines

@@ -169,7 +169,7 @@ async def send_offer(case: Case, proposal: Proposal, bot: Bot, desk: Desk, reply
         markup = proposal_keyboard(proposal)
     delivered = await tell_cardholder(bot, desk, case, text, markup)
     plan = proposal.plan
-    summary = _("Offer sent: {months} months at {payment} a month, APR {rate}.").format(
+    summary = _("Offer sent: {months} months, APR {rate}, {payment} a month.").format(
         months=plan.months, payment=money(plan.payment, plan.currency, desk.locale), rate=percent(plan.annual_rate, desk.locale)
     ) if plan else _("Offer sent.")
     await reply_to.reply(summary if delivered else _("Not delivered: the cardholder has blocked the bot."))

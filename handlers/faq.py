@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from html import escape
 from typing import Literal
 
@@ -17,13 +16,14 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.context import UpdateContext
 from bot.db.models import Account
-from bot.domain.faq import Entry, MatchResult, faq_topics, knowledge_base, matcher_for, render_answer
+from bot.domain.consequences import Outlook, outlook
+from bot.domain.faq import Circumstances, Entry, MatchResult, faq_topics, knowledge_base, matcher_for, render_answer
 from bot.domain.policy import Policy
-from bot.formatting import day, money
+from bot.formatting import day, days, money, years
 from bot.services.arrangements import ArrangementService
 from bot.services.faq_review import record_feedback, record_question, record_topic
 from bot.settings import Settings
-from bot.domain.dates import add_years
+from handlers.balance import interest_rate
 from handlers.fallback import LONGEST_TEXT_READ
 from handlers.keyboards import PersonRequest, PlanMenuAction
 from handlers.plans import payment_url
@@ -76,7 +76,12 @@ async def answer_entry(
             ),
         )
         return
-    text = render_answer(entry, placeholder_values(account, arrangements, policy) if account else bank_values(policy))
+    if account is None:
+        text = render_answer(entry, bank_values(policy))
+    else:
+        facts = outlook(policy, account, arrangements.today())
+        circumstances = Circumstances(facts.jurisdiction, facts.bureau.rule.rule, facts.thresholds_met)
+        text = render_answer(entry, placeholder_values(account, facts, policy), circumstances)
     await message.answer(escape(text), reply_markup=answer_keyboard(entry, account, settings))
 
 
@@ -84,17 +89,22 @@ def bank_values(policy: Policy) -> dict[str, str]:
     return {"bank_name": policy.bank.name, "bank_phone": policy.bank.phone, "bank_website": policy.bank.website}
 
 
-def placeholder_values(account: Account, arrangements: ArrangementService, policy: Policy) -> dict[str, str]:
-    """The account's figures for answers, formatted for the reader; only ever for a verified chat."""
+def placeholder_values(account: Account, facts: Outlook, policy: Policy) -> dict[str, str]:
+    """The account's figures and its pack's bureau for answers, formatted for the reader; only ever
+    for a verified chat."""
     locale = reader_locale()
     cash = lambda amount: money(amount, account.currency, locale)  # noqa: E731
-    today: date = arrangements.today()
+    bureau = facts.bureau.rule
     return {
         **bank_values(policy),
         "overdue_amount": cash(account.overdue_amount),
         "minimum_due": cash(account.minimum_due),
         "daily_interest": cash(account.statement_balance * account.daily_interest_rate),
-        "bureau_drop_off_date": day(add_years(today, policy.credit_record_years), locale),
+        "interest_rate": interest_rate(account.daily_interest_rate, locale),
+        "bureau_name": bureau.name(locale),
+        "bureau_years": years(bureau.years, locale),
+        "bureau_offset_days": days(bureau.delinquency_offset_days, locale),
+        "bureau_drop_off_date": day(facts.bureau.record_ends, locale),
         "next_installment": _("see «{my_plan}»").format(my_plan=_("📌 My plan")),
     }
 

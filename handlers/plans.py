@@ -24,7 +24,7 @@ from bot.services.outbox import Outbox
 from bot.db.models import Account
 from bot.domain.amounts import AmountTooLong, InvalidAmount, TooManyDecimals, in_currency, monthly_budget, parse_amount
 from bot.desk import Desk
-from bot.domain.calculator import OfferReason, PromiseReason
+from bot.domain.calculator import InstallmentPlan, OfferReason, PromiseReason
 from bot.domain.dates import parse_date
 from bot.domain.errors import InvalidDate
 from bot.domain.policy import Policy
@@ -95,14 +95,11 @@ def proposal_text(proposal: Proposal) -> str:
                 )
             )
         return "\n".join(lines)
-    method = _("flat fee of {rate} a month") if plan.method == "flat" else _("interest of {rate} a year")
     lines = [
-        _("Installment plan: {months} months, {method}").format(
-            months=plan.months, method=method.format(rate=percent(plan.rate * 100, locale))
-        ),
-        _("Annualized rate (APR): {rate}").format(rate=percent(plan.annual_rate, locale)),
+        _("Installment plan: {months} months").format(months=plan.months),
+        plan_rate(plan, locale),
         _("Monthly payment: {amount}").format(amount=cash(plan.payment, proposal.currency)),
-        _("Total fees and interest: {amount}").format(amount=cash(plan.total_fee, proposal.currency)),
+        _("Total interest: {amount}").format(amount=cash(plan.total_fee, proposal.currency)),
         _("Total to pay: {amount}").format(amount=cash(plan.total_paid, proposal.currency)),
         "",
         _("Schedule:"),
@@ -111,6 +108,16 @@ def proposal_text(proposal: Proposal) -> str:
         f"{row.number}. {day(row.due_date, locale)} — {cash(row.payment, proposal.currency)}" for row in plan.schedule
     ]
     return "\n".join(lines)
+
+
+def plan_rate(plan: InstallmentPlan, locale: str) -> str:
+    """The annualized rate first (monthly IRR x 12: the APR, 年化利率, the ПСК of 353-FZ), and beside
+    it how the interest is charged: a flat plan's monthly rate, every digit shown."""
+    if plan.method == "flat":
+        return _("Annualized rate (APR): {rate} (interest of {monthly} of the amount each month)").format(
+            rate=percent(plan.annual_rate, locale), monthly=percent(plan.rate * 100, locale)
+        )
+    return _("Annualized rate (APR): {rate} (interest on the remaining balance)").format(rate=percent(plan.annual_rate, locale))
 
 
 def menu_text(account: Account, menu: PlanMenu) -> str:
@@ -134,7 +141,7 @@ def menu_text(account: Account, menu: PlanMenu) -> str:
     for proposal in menu.plans:
         assert proposal.plan is not None
         lines.append(
-            _("{months}-month plan: {total} in all (APR {rate}).").format(
+            _("{months}-month plan: APR {rate}, {total} in all.").format(
                 months=proposal.plan.months,
                 total=cash(proposal.plan.total_paid, currency),
                 rate=percent(proposal.plan.annual_rate, reader_locale()),

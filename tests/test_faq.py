@@ -18,6 +18,7 @@ from bot.domain.faq import (
     MAX_QUESTIONS,
     MIN_QUESTIONS,
     PLACEHOLDERS,
+    Circumstances,
     FaqError,
     Matcher,
     faq_topics,
@@ -59,6 +60,10 @@ SAMPLE_VALUES = {
     "overdue_amount": "¥12,345.60",
     "minimum_due": "¥1,500.00",
     "daily_interest": "¥6.17",
+    "interest_rate": "18.25% a year (0.05% a day)",
+    "bureau_name": "the Credit Reference Center of the People's Bank of China",
+    "bureau_years": "5 years",
+    "bureau_offset_days": "180 days",
     "bureau_drop_off_date": "1 December 2031",
     "next_installment": "¥893.33 on 15 January 2027",
     "bank_name": "Example Bank",
@@ -66,6 +71,12 @@ SAMPLE_VALUES = {
     "bank_website": "https://www.example-bank.com",
 }
 BANK_VALUES = {name: SAMPLE_VALUES[name] for name in ("bank_name", "bank_phone", "bank_website")}
+EVERY_CIRCUMSTANCE = [
+    Circumstances(code, rule, frozenset(meets))
+    for code in ("CN", "US", "RU")
+    for rule in ("after_repayment", "after_delinquency")
+    for meets in ((), ("court_action",), ("criminal_notice",), ("court_action", "criminal_notice"))
+]
 
 
 @pytest.fixture(scope="module")
@@ -117,13 +128,13 @@ def test_entries_are_well_formed(bases):
         for entry in base:
             assert len(entry.title) <= 40 and MIN_QUESTIONS <= len(entry.questions) <= MAX_QUESTIONS
             assert entry.placeholders <= PLACEHOLDERS
-            assert entry.needs_account == bool(entry.placeholders & ACCOUNT_PLACEHOLDERS)
+            assert entry.needs_account == bool(entry.placeholders & ACCOUNT_PLACEHOLDERS or entry.variants)
             assert "<" not in entry.answer and ">" not in entry.answer
 
 
 def test_unknown_placeholder_is_reported_with_file_and_key(tmp_path):
-    problems = problems_after(tmp_path, "en", "about {daily_interest} a day", "about {interest_rate} a day")
-    assert any("en.toml" in p and "balance_grew" in p and "{interest_rate}" in p for p in problems), problems
+    problems = problems_after(tmp_path, "en", "about {daily_interest} a day", "about {hourly_interest} a day")
+    assert any("en.toml" in p and "balance_grew" in p and "{hourly_interest}" in p for p in problems), problems
 
 
 def test_duplicate_id_is_reported(tmp_path):
@@ -152,6 +163,36 @@ def test_account_placeholder_without_needs_account_is_reported(tmp_path):
     new = 'answer = """You owe {overdue_amount}. You can pay with'
     problems = problems_after(tmp_path, "en", old, new)
     assert any("how_to_pay" in p and "needs_account: must be true" in p for p in problems), problems
+
+
+def test_variants_are_validated(tmp_path):
+    old = '[[entries.variants]]\nmeets = ["court_action"]\n'
+    problems = problems_after(tmp_path, "en", old, '[[entries.variants]]\nmeets = ["court_action", "jail"]\n')
+    assert any("legal_consequences" in p and "variants[1]: meets" in p for p in problems), problems
+    problems = problems_after(tmp_path, "en", old, '[[entries.variants]]\n')
+    assert any("variants[1]: no condition" in p for p in problems), problems
+    problems = problems_after(tmp_path, "en", old, '[[entries.variants]]\nbureau_rule = "forever"\n')
+    assert any("variants[1]: bureau_rule" in p for p in problems), problems
+    problems = problems_after(tmp_path, "en", old, '[[entries.variants]]\njurisdiction = "china"\n')
+    assert any("variants[1]: jurisdiction" in p for p in problems), problems
+
+
+def test_variants_must_agree_across_locales(tmp_path):
+    problems = problems_after(tmp_path, "ru", 'jurisdiction = "CN"\n', 'jurisdiction = "RU"\n')
+    assert any("ru.toml" in p and "legal_consequences" in p and "variants differ" in p for p in problems), problems
+
+
+def test_an_entry_with_variants_needs_the_account(tmp_path):
+    directory = copy_faq(tmp_path)
+    for locale in LOCALES:
+        path = directory / f"{locale}.toml"
+        text = path.read_text(encoding="utf-8")
+        start = text.index('id = "legal_consequences"')
+        at = text.index("needs_account = true", start)
+        path.write_text(text[:at] + "needs_account = false" + text[at + len("needs_account = true"):], encoding="utf-8")
+    with pytest.raises(FaqError) as caught:
+        load_knowledge_base(directory)
+    assert any("legal_consequences" in p and "chosen by the account" in p for p in caught.value.problems)
 
 
 def test_html_and_stray_braces_are_reported(tmp_path):
@@ -197,10 +238,12 @@ def test_invalid_toml_and_missing_file_are_reported(tmp_path):
 def test_every_answer_renders_in_every_locale(bases):
     for base in bases.values():
         for entry in base:
-            text = render_answer(entry, SAMPLE_VALUES)
-            assert "{" not in text and "}" not in text, (base.locale, entry.id)
+            texts = {render_answer(entry, SAMPLE_VALUES, circumstances) for circumstances in EVERY_CIRCUMSTANCE}
+            assert len(texts) == len(entry.answers), (base.locale, entry.id, "every variant is reachable")
+            for text in texts:
+                assert "{" not in text and "}" not in text, (base.locale, entry.id)
             for name in entry.placeholders:
-                assert SAMPLE_VALUES[name] in text
+                assert any(SAMPLE_VALUES[name] in text for text in texts)
 
 
 def test_rendering_fills_values(bases):
@@ -214,7 +257,10 @@ def test_account_answer_is_refused_without_account_values(bases):
             if entry.needs_account:
                 for values in (None, {}, BANK_VALUES):
                     with pytest.raises(FaqError, match="verify"):
-                        render_answer(entry, values)
+                        render_answer(entry, values, EVERY_CIRCUMSTANCE[0])
+                if entry.variants:
+                    with pytest.raises(FaqError, match="verify"):
+                        render_answer(entry, SAMPLE_VALUES)
             else:
                 assert "{" not in render_answer(entry, BANK_VALUES)
 

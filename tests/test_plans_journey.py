@@ -66,11 +66,12 @@ async def test_balance_explains_consequences_truthfully(bank: BotHarness) -> Non
     cardholder = await signed_in(bank, "en")
     balance = await cardholder.press("Balance")
     text = balance[-1].text
-    assert "reported to the credit bureau" in text and "removed on" in text
+    assert "reported to the credit bureaus (Equifax, Experian and TransUnion)" in text
+    assert "whether or not the debt is paid" in text and "People's Bank" not in text
     assert "card is suspended" in text
-    assert "legal department" not in text, "75 days past due is not a legal-action stage"
+    assert "court" not in text, "75 days past due is not a legal-action stage"
     assert "If nothing is paid in the next 30 days" in text
-    assert "days past due, in collection stage M4+" in text
+    assert "The account would then be 105 days past due." in text and "M4+" not in text
     assert "/balance" not in text
 
     await cardholder.send("/start")

@@ -24,6 +24,10 @@ them back instead of fitting again, and needs neither scikit-learn nor jieba's d
 
 Answers may use the account's figures through placeholders; an entry that needs them
 (`needs_account`) is only rendered for a verified chat, with values the caller formatted (Babel).
+An entry may also hold `variants`: answers for accounts of one jurisdiction, one credit-bureau rule
+or that meet legal thresholds of their pack (`Circumstances`); the first variant whose conditions all
+hold is the answer, else `answer`. What may be said about the bureau or the courts thus follows the
+reader's account, never one text for everybody.
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ import threading
 import tomllib
 import unicodedata
 from array import array
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from itertools import repeat
 from operator import itemgetter, mul, truediv
@@ -46,7 +50,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.domain import faq_cache
+from bot.domain import jurisdiction as packs
 from bot.domain.errors import ProblemsError
+from bot.domain.jurisdiction import BUREAU_RULES, LegalRules
+from bot.domain.policy import JURISDICTION_CODE
 from bot.languages import DEFAULT_LANGUAGE, LANGUAGES, SUPPORTED_LOCALES
 
 log = logging.getLogger(__name__)
@@ -57,8 +64,13 @@ DEFAULT_FAQ_DIR = Path(__file__).resolve().parent.parent / "data" / "faq"
 EXAMPLES_DIR = "examples"
 
 ACCOUNT_PLACEHOLDERS = frozenset(
-    {"overdue_amount", "minimum_due", "daily_interest", "bureau_drop_off_date", "next_installment"}
+    {
+        "overdue_amount", "minimum_due", "daily_interest", "interest_rate", "next_installment",
+        "bureau_name", "bureau_years", "bureau_offset_days", "bureau_drop_off_date",
+    }
 )
+"""The account's figures and what its jurisdiction's pack says (the bureau is known once the
+account is): only for a verified chat."""
 BANK_PLACEHOLDERS = frozenset({"bank_name", "bank_phone", "bank_website"})
 PLACEHOLDERS = ACCOUNT_PLACEHOLDERS | BANK_PLACEHOLDERS
 BUTTONS = ("plans", "person", "pay")
@@ -67,7 +79,10 @@ MIN_QUESTIONS = 6
 MAX_QUESTIONS = 24
 _FILE_KEYS = ("vocabulary", "entries")
 _VOCABULARY_KEYS = ("synonyms", "weak", "words")
-_ENTRY_KEYS = ("id", "title", "questions", "answer", "needs_account", "buttons")
+_ENTRY_KEYS = ("id", "title", "questions", "answer", "needs_account", "buttons", "variants")
+_VARIANT_KEYS = ("jurisdiction", "bureau_rule", "meets", "answer")
+THRESHOLDS = tuple(item.name for item in fields(LegalRules))
+"""What a variant may require the account to meet: the legal thresholds of its pack."""
 _REQUIRED_KEYS = ("id", "title", "questions", "answer", "needs_account")
 _ID = re.compile(r"[a-z][a-z0-9_]*\Z")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -144,6 +159,37 @@ class FaqError(ProblemsError):
 
 
 @dataclass(frozen=True)
+class Circumstances:
+    """What chooses among an answer's variants: the account's jurisdiction (its pack's code), its
+    credit-bureau rule and the legal thresholds (`THRESHOLDS`) it meets."""
+
+    jurisdiction: str
+    bureau_rule: str
+    meets: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Variant:
+    """An answer for accounts in some circumstances: every condition given must hold."""
+
+    answer: str
+    jurisdiction: str | None = None
+    bureau_rule: str | None = None
+    meets: frozenset[str] = frozenset()
+
+    def applies(self, circumstances: Circumstances) -> bool:
+        return (
+            self.jurisdiction in (None, circumstances.jurisdiction)
+            and self.bureau_rule in (None, circumstances.bureau_rule)
+            and self.meets <= circumstances.meets
+        )
+
+    @property
+    def conditions(self) -> tuple[str | None, str | None, tuple[str, ...]]:
+        return self.jurisdiction, self.bureau_rule, tuple(sorted(self.meets))
+
+
+@dataclass(frozen=True)
 class Entry:
     """One topic of the knowledge base in one locale."""
 
@@ -154,11 +200,25 @@ class Entry:
     needs_account: bool
     buttons: tuple[str, ...] = ()
     locale: str = DEFAULT_LOCALE
+    variants: tuple[Variant, ...] = ()
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """Every text the entry may answer with: `answer`, then its variants'."""
+        return (self.answer, *(variant.answer for variant in self.variants))
 
     @property
     def placeholders(self) -> frozenset[str]:
-        """The placeholders the answer uses."""
-        return frozenset(_PLACEHOLDER.findall(self.answer))
+        """The placeholders its answers use."""
+        return frozenset(name for answer in self.answers for name in _PLACEHOLDER.findall(answer))
+
+    def answer_for(self, circumstances: Circumstances | None) -> str:
+        """The first variant that applies to these circumstances, else `answer`."""
+        if circumstances is not None:
+            for variant in self.variants:
+                if variant.applies(circumstances):
+                    return variant.answer
+        return self.answer
 
 
 @dataclass(frozen=True)
@@ -318,7 +378,10 @@ def _bases_data(bases: Mapping[str, KnowledgeBase]) -> dict[str, Any]:
         locale: {
             "source": base.source,
             "entries": [
-                [entry.id, entry.title, entry.questions, entry.answer, entry.needs_account, entry.buttons]
+                [
+                    entry.id, entry.title, entry.questions, entry.answer, entry.needs_account, entry.buttons,
+                    [[variant.answer, *variant.conditions] for variant in entry.variants],
+                ]
                 for entry in base.entries
             ],
             "vocabulary": [base.vocabulary.synonyms, base.vocabulary.weak, base.vocabulary.words],
@@ -343,8 +406,12 @@ def _bases_from_data(stored: bytes) -> dict[str, KnowledgeBase] | None:
                     needs_account=bool(needs_account),
                     buttons=tuple(map(str, buttons)),
                     locale=locale,
+                    variants=tuple(
+                        Variant(str(text), jurisdiction, bureau_rule, frozenset(map(str, meets)))
+                        for text, jurisdiction, bureau_rule, meets in variants
+                    ),
                 )
-                for entry_id, title, questions, answer, needs_account, buttons in item["entries"]
+                for entry_id, title, questions, answer, needs_account, buttons, variants in item["entries"]
             )
             synonyms, weak, words = item["vocabulary"]
             vocabulary = Vocabulary(
@@ -517,6 +584,10 @@ def _parse_entry(item: Mapping[str, Any], locale: str, where: str) -> tuple[Entr
         else:
             problems.extend(f"{where}: answer: {problem}" for problem in _answer_problems(answer))
             used = set(_PLACEHOLDER.findall(answer)) & PLACEHOLDERS
+    variants, found = _parse_variants(item.get("variants", []), f"{where}: variants")
+    problems.extend(found)
+    for variant in variants:
+        used |= set(_PLACEHOLDER.findall(variant.answer)) & PLACEHOLDERS
     needs_account = item.get("needs_account")
     if "needs_account" in item:
         if not isinstance(needs_account, bool):
@@ -527,7 +598,9 @@ def _parse_entry(item: Mapping[str, Any], locale: str, where: str) -> tuple[Entr
                 problems.append(
                     f"{where}: needs_account: must be true, the answer uses {', '.join(account_used)}"
                 )
-            if needs_account and "answer" in item and isinstance(answer, str) and not account_used:
+            elif variants and not needs_account:
+                problems.append(f"{where}: needs_account: must be true, the answer is chosen by the account (variants)")
+            if needs_account and "answer" in item and isinstance(answer, str) and not account_used and not variants:
                 problems.append(f"{where}: needs_account: must be false, the answer uses no account figure")
     buttons = item.get("buttons", [])
     if not isinstance(buttons, list) or not all(isinstance(b, str) for b in buttons):
@@ -550,9 +623,48 @@ def _parse_entry(item: Mapping[str, Any], locale: str, where: str) -> tuple[Entr
             needs_account=needs_account,
             buttons=tuple(buttons),
             locale=locale,
+            variants=tuple(variants),
         ),
         problems,
     )
+
+
+def _parse_variants(raw: Any, where: str) -> tuple[list[Variant], list[str]]:
+    """`[[entries.variants]]`: each an answer with at least one condition (`_VARIANT_KEYS`)."""
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        return [], [f"{where}: must be [[entries.variants]] tables"]
+    problems: list[str] = []
+    variants: list[Variant] = []
+    seen: dict[tuple[Any, ...], int] = {}
+    for index, item in enumerate(raw):
+        here = f"{where}[{index}]"
+        found = [f"{here}: {key}: unknown key (allowed: {', '.join(_VARIANT_KEYS)})" for key in item if key not in _VARIANT_KEYS]
+        answer = item.get("answer")
+        if not isinstance(answer, str) or not answer.strip():
+            found.append(f"{here}: answer: must be non-empty text")
+        else:
+            found.extend(f"{here}: answer: {problem}" for problem in _answer_problems(answer))
+        jurisdiction = item.get("jurisdiction")
+        if jurisdiction is not None and not (isinstance(jurisdiction, str) and JURISDICTION_CODE.fullmatch(jurisdiction)):
+            found.append(f"{here}: jurisdiction: not a jurisdiction code of the policy (such as CN)")
+        bureau_rule = item.get("bureau_rule")
+        if bureau_rule is not None and bureau_rule not in BUREAU_RULES:
+            found.append(f"{here}: bureau_rule: must be one of {', '.join(BUREAU_RULES)}")
+        meets = item.get("meets", [])
+        if not (isinstance(meets, list) and all(name in THRESHOLDS for name in meets)):
+            found.append(f"{here}: meets: must list thresholds of the pack's legal rules ({', '.join(THRESHOLDS)})")
+            meets = []
+        if jurisdiction is None and bureau_rule is None and not meets:
+            found.append(f"{here}: no condition (give jurisdiction, bureau_rule or meets)")
+        if found:
+            problems.extend(found)
+            continue
+        variant = Variant(answer.strip(), jurisdiction, bureau_rule, frozenset(meets))
+        if variant.conditions in seen:
+            problems.append(f"{here}: the same conditions as {where}[{seen[variant.conditions]}]")
+        seen.setdefault(variant.conditions, index)
+        variants.append(variant)
+    return variants, problems
 
 
 def _answer_problems(answer: str) -> list[str]:
@@ -591,6 +703,11 @@ def _compare_locales(bases: Mapping[str, KnowledgeBase]) -> list[str]:
                 problems.append(
                     f"{base.source}: id {entry.id!r}: needs_account differs from {reference.source}"
                 )
+            if other is not None and [v.conditions for v in other.variants] != [v.conditions for v in entry.variants]:
+                problems.append(
+                    f"{base.source}: id {entry.id!r}: variants differ from {reference.source} "
+                    "(the same conditions, in the same order, in every language)"
+                )
     return problems
 
 
@@ -598,24 +715,28 @@ def _compare_locales(bases: Mapping[str, KnowledgeBase]) -> list[str]:
 # Rendering
 
 
-def render_answer(entry: Entry, values: Mapping[str, str] | None = None) -> str:
-    """The answer with its placeholders filled from already-formatted strings.
+def render_answer(
+    entry: Entry, values: Mapping[str, str] | None = None, circumstances: Circumstances | None = None
+) -> str:
+    """The answer for the account's `circumstances`, its placeholders filled from already-formatted
+    strings.
 
     Raises `FaqError` when the answer needs account figures and `values` lacks them (an unverified
-    chat must never see them), or when a bank placeholder is missing. The result is plain text: the
-    bot escapes it before sending.
+    chat must never see them), when an entry with variants is given no circumstances, or when a bank
+    placeholder is missing. The result is plain text: the bot escapes it before sending.
     """
     values = values or {}
-    needed = entry.placeholders
+    answer = entry.answer_for(circumstances)
+    needed = frozenset(_PLACEHOLDER.findall(answer))
     missing_account = sorted(name for name in needed & ACCOUNT_PLACEHOLDERS if name not in values)
-    if entry.needs_account and (missing_account or not values):
-        raise FaqError(
-            [f"{entry.locale}: {entry.id}: needs the account figures {', '.join(missing_account or sorted(needed & ACCOUNT_PLACEHOLDERS))}; verify the person first"]
-        )
+    unknown = entry.variants and circumstances is None
+    if entry.needs_account and (missing_account or not values.keys() & ACCOUNT_PLACEHOLDERS or unknown):
+        needs = missing_account or sorted(entry.placeholders & ACCOUNT_PLACEHOLDERS) or ["its circumstances"]
+        raise FaqError([f"{entry.locale}: {entry.id}: needs the account's {', '.join(needs)}; verify the person first"])
     missing = sorted(name for name in needed if name not in values)
     if missing:
         raise FaqError([f"{entry.locale}: {entry.id}: no value for {', '.join(missing)}"])
-    return _PLACEHOLDER.sub(lambda found: str(values[found.group(1)]), entry.answer)
+    return _PLACEHOLDER.sub(lambda found: str(values[found.group(1)]), answer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -975,7 +1096,7 @@ def _build_model(base: KnowledgeBase, analyzer: _Analyzer) -> tuple[dict[str, An
             for index, normalized, tokens in phrasings
         ],
         "answer_words": [
-            analyzer.tokens(normalize(_PLACEHOLDER.sub(" ", entry.answer), base.locale))
+            analyzer.tokens(normalize(_PLACEHOLDER.sub(" ", "\n".join(entry.answers)), base.locale))
             for entry in base.entries
         ],
         "classifier": classifier,
@@ -986,8 +1107,9 @@ def _build_model(base: KnowledgeBase, analyzer: _Analyzer) -> tuple[dict[str, An
 @lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
     """What everything cached depends on besides the knowledge base's files: this code (the cache's
-    too) and Python (its Unicode tables normalize text)."""
-    sources = faq_cache.file_digest([Path(__file__), Path(faq_cache.__file__)])
+    too, and the bureau rules and legal thresholds variants are checked against) and Python (its
+    Unicode tables normalize text)."""
+    sources = faq_cache.file_digest([Path(__file__), Path(faq_cache.__file__), Path(packs.__file__)])
     return faq_cache.digest(str(MODEL_FORMAT), sys.version, sources)
 
 
@@ -1012,7 +1134,7 @@ def _model_name(base: KnowledgeBase) -> str:
     content = json.dumps(
         [
             base.locale,
-            [[entry.id, entry.title, entry.questions, entry.answer] for entry in base.entries],
+            [[entry.id, entry.title, entry.questions, entry.answers] for entry in base.entries],
             [base.vocabulary.synonyms, base.vocabulary.weak, base.vocabulary.words],
             base.examples,
         ],
@@ -1344,6 +1466,20 @@ def matcher_for(locale: str, directory: Path = DEFAULT_FAQ_DIR) -> Matcher:
     """The matcher of `locale` (English for an unknown locale), built once."""
     base = knowledge_base(locale, directory)
     return _matcher(base.locale, Path(directory))
+
+
+def check_jurisdictions(codes: Collection[str], directory: Path = DEFAULT_FAQ_DIR) -> None:
+    """Raise `FaqError` when a variant names a jurisdiction the policy has no pack for (its answer
+    could never be given): checked at start-up, once the policy is read."""
+    problems = [
+        f"{base.source}: id {entry.id!r}: variants[{index}]: jurisdiction {variant.jurisdiction!r} has no pack in the policy"
+        for base in _default_bases(Path(directory)).values()
+        for entry in base
+        for index, variant in enumerate(entry.variants)
+        if variant.jurisdiction is not None and variant.jurisdiction not in codes
+    ]
+    if problems:
+        raise FaqError(problems)
 
 
 def faq_topics(locale: str, directory: Path = DEFAULT_FAQ_DIR) -> list[Entry]:
