@@ -289,7 +289,7 @@ async def test_command_menu_is_set_per_language(bank: BotHarness) -> None:
     english = bank.fake.commands()
     russian = bank.fake.commands(language_code="ru")
     chinese = bank.fake.commands(language_code="zh")
-    assert {c["command"] for c in english} == {"start", "balance", "plans", "myplan", "help", "language", "cancel", "stop"}
+    assert {c["command"] for c in english} == {"start", "balance", "plans", "myplan", "faq", "agent", "help", "language", "cancel", "stop"}
     assert russian[0]["description"] != english[0]["description"] != chinese[0]["description"]
 
 
