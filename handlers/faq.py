@@ -79,17 +79,40 @@ async def answer_entry(
     if account is None:
         text = render_answer(entry, bank_values(policy))
     else:
+        next_installment = None
+        if "next_installment" in entry.placeholders:
+            next_installment = await next_installment_text(account, arrangements)
+            if next_installment is None:
+                await message.answer(
+                    _("You have no installment due: there is no active plan on this account. See «{plans}» to set one up.").format(
+                        plans=_("🧾 Ways to pay")
+                    ),
+                    reply_markup=answer_keyboard(entry, account, settings),
+                )
+                return
         facts = outlook(policy, account, arrangements.today())
         circumstances = Circumstances(facts.jurisdiction, facts.bureau.rule.rule, facts.thresholds_met)
-        text = render_answer(entry, placeholder_values(account, facts, policy), circumstances)
+        values = placeholder_values(account, facts, policy, next_installment)
+        text = render_answer(entry, values, circumstances)
     await message.answer(escape(text), reply_markup=answer_keyboard(entry, account, settings))
+
+
+async def next_installment_text(account: Account, arrangements: ArrangementService) -> str | None:
+    """"$306.04 on Jan 2, 2027" for the active arrangement's next unpaid installment; None without one."""
+    current = await arrangements.current(account)
+    if current is None or current.arrangement.status != "active" or (due := current.next_due) is None:
+        return None
+    locale = reader_locale()
+    return _("{amount} on {date}").format(
+        amount=money(due.amount - due.paid, account.currency, locale), date=day(due.due_date, locale)
+    )
 
 
 def bank_values(policy: Policy) -> dict[str, str]:
     return {"bank_name": policy.bank.name, "bank_phone": policy.bank.phone, "bank_website": policy.bank.website}
 
 
-def placeholder_values(account: Account, facts: Outlook, policy: Policy) -> dict[str, str]:
+def placeholder_values(account: Account, facts: Outlook, policy: Policy, next_installment: str | None = None) -> dict[str, str]:
     """The account's figures and its pack's bureau for answers, formatted for the reader; only ever
     for a verified chat."""
     locale = reader_locale()
@@ -105,7 +128,7 @@ def placeholder_values(account: Account, facts: Outlook, policy: Policy) -> dict
         "bureau_years": years(bureau.years, locale),
         "bureau_offset_days": days(bureau.delinquency_offset_days, locale),
         "bureau_drop_off_date": day(facts.bureau.record_ends, locale),
-        "next_installment": _("see «{my_plan}»").format(my_plan=_("📌 My plan")),
+        "next_installment": next_installment or "",
     }
 
 

@@ -133,3 +133,24 @@ async def test_questions_not_understood_are_kept_for_review_with_the_topic_picke
     assert rows[0] == ["at", "locale", "question", "offered", "chosen"]
     assert [row[2] for row in rows[1:]] == [first.text, second.text]
     assert rows[1][4] == first.chosen and rows[2][4] == ""
+
+
+NEXT_INSTALLMENT = {"en": "When is my next installment due?", "ru": "Когда следующий платёж по рассрочке?", "zh-hans": "下一期什么时候还？"}
+NO_PLAN = {"en": "You have no installment due", "ru": "Платежей по плану сейчас нет", "zh-hans": "您目前没有待还的分期"}
+
+
+@pytest.mark.parametrize("language", ["en", "ru", "zh-hans"])
+async def test_the_next_installment_is_given_or_said_to_be_none(bank: BotHarness, language: str) -> None:
+    cardholder = bank.cardholder(language_code=language, phone=PHONE)
+    await verify(cardholder, language)
+    none_yet = await cardholder.send(NEXT_INSTALLMENT[language])
+    assert NO_PLAN[language] in none_yet[-1].text and "{" not in none_yet[-1].text, none_yet[-1].text
+
+    await cardholder.send("/plans")
+    plan = await cardholder.press_number(4)  # the first installment plan of the menu
+    accepted = await cardholder.press("✅")
+    assert accepted[-1].text
+    answer = await cardholder.send(NEXT_INSTALLMENT[language])
+    text = answer[-1].text
+    assert "¥" in text and "2027" in text and "{" not in text and "«" not in text.split("¥")[0], (plan[-1].text, text)
+    assert "г.." not in text
