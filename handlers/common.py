@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time
 from html import escape
+from zoneinfo import ZoneInfo
 
 from aiogram import F, Router
 from aiogram.filters import Command
@@ -11,7 +13,9 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
+from babel.dates import format_time
 
+from bot.db.models import Account
 from bot.domain.policy import Policy
 from bot.formatting import zone_name
 from bot.i18n import LANGUAGE_NAMES
@@ -75,8 +79,8 @@ async def language_chosen(
             await show_current_step(query.message, state, ctx.account)
 
 
-async def contact_bank(message: Message, policy: Policy) -> None:
-    await message.answer(bank_contact_text(policy))
+async def contact_bank(message: Message, policy: Policy, ctx: UpdateContext) -> None:
+    await message.answer(bank_contact_text(policy, ctx.account))
 
 
 async def sign_out(message: Message, state: FSMContext, ctx: UpdateContext) -> None:
@@ -86,17 +90,26 @@ async def sign_out(message: Message, state: FSMContext, ctx: UpdateContext) -> N
     await ask_for_phone(message, state, _("You are signed out."))
 
 
-def bank_contact_text(policy: Policy) -> str:
+def bank_contact_text(policy: Policy, account: Account | None = None) -> str:
+    """The bank's phone, hours and website; the hours in the cardholder's own time zone once the
+    account (and so the zone) is known, else in the desk's."""
     bank = policy.bank
+    zone = account.timezone if account is not None else bank.timezone
+    today = datetime.now(ZoneInfo(bank.timezone)).date()
+
+    def local(moment: time) -> str:
+        opened = datetime.combine(today, moment, ZoneInfo(bank.timezone)).astimezone(ZoneInfo(zone))
+        return format_time(opened, "short", locale=reader_locale())
+
     return _(
         "You can talk to a person at {bank}: call {phone} between {start} and {end} ({zone}), "
         "or visit {website}. The bank will never ask you for your card PIN or a one-time code."
     ).format(
         bank=escape(bank.name),
         phone=escape(bank.phone),
-        start=bank.hours_start.strftime("%H:%M"),
-        end=bank.hours_end.strftime("%H:%M"),
-        zone=zone_name(bank.timezone, reader_locale()),
+        start=local(bank.hours_start),
+        end=local(bank.hours_end),
+        zone=zone_name(zone, reader_locale()),
         website=escape(bank.website),
     )
 

@@ -15,6 +15,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.context import UpdateContext
+from bot.desk import Desk
 from bot.db.models import Account
 from bot.domain.consequences import Outlook, outlook
 from bot.domain.faq import Circumstances, Entry, MatchResult, faq_topics, knowledge_base, matcher_for, render_answer
@@ -25,6 +26,7 @@ from bot.services.faq_review import record_feedback, record_question, record_top
 from bot.settings import Settings
 from handlers.balance import interest_rate
 from handlers.fallback import LONGEST_TEXT_READ
+from handlers.handoff import hand_off
 from handlers.keyboards import PersonRequest, PlanMenuAction
 from handlers.plans import payment_url
 from handlers.prompts import ask_for_phone, reader_locale, show_current_step
@@ -144,8 +146,18 @@ def answer_keyboard(entry: Entry, account: Account | None, settings: Settings) -
     return builder.as_markup()
 
 
+PERSON_TOPIC = "talk_to_person"
+"""Asking for a person in any words does what the button does."""
+
+
 async def question(
-    message: Message, match: MatchResult, ctx: UpdateContext, state: FSMContext, policy: Policy, settings: Settings
+    message: Message,
+    match: MatchResult,
+    ctx: UpdateContext,
+    state: FSMContext,
+    policy: Policy,
+    settings: Settings,
+    desk: Desk | None,
 ) -> None:
     """Answer the question, greet small talk with the current step, or offer the likeliest topics."""
     account = ctx.account
@@ -155,7 +167,9 @@ async def question(
         )
         return
     record_question(ctx.audit, message.chat.id, reader_locale(), message.text or "", match)
-    if match.best is not None:
+    if match.best is not None and match.best.id == PERSON_TOPIC:
+        await hand_off(message, reason="person", account=account, cases=ctx.cases, desk=desk, policy=policy)
+    elif match.best is not None:
         await answer_entry(message, match.best, account, state, ctx.arrangements, policy, settings)
     else:
         await not_sure(message, match)
@@ -163,7 +177,7 @@ async def question(
 
 async def not_sure(message: Message, match: MatchResult) -> None:
     builder = InlineKeyboardBuilder()
-    for entry, _score in match.candidates[:3]:
+    for entry in [entry for entry, _score in match.candidates if entry.id != PERSON_TOPIC][:3]:
         builder.button(text=entry.title, callback_data=FaqTopic(entry=entry.id))
     builder.button(text=_("🙋 Talk to a person"), callback_data=PersonRequest())
     builder.adjust(1)
@@ -173,7 +187,8 @@ async def not_sure(message: Message, match: MatchResult) -> None:
 async def list_topics(message: Message) -> None:
     builder = InlineKeyboardBuilder()
     for entry in faq_topics(reader_locale()):
-        builder.button(text=entry.title, callback_data=FaqTopic(entry=entry.id))
+        if entry.id != PERSON_TOPIC:  # the button below is the way to a person
+            builder.button(text=entry.title, callback_data=FaqTopic(entry=entry.id))
     builder.button(text=_("🙋 Talk to a person"), callback_data=PersonRequest())
     builder.adjust(1)
     await message.answer(_("What would you like to know?"), reply_markup=builder.as_markup())
@@ -187,6 +202,7 @@ async def topic_chosen(
     policy: Policy,
     settings: Settings,
     callback_answer: CallbackAnswer,
+    desk: Desk | None,
 ) -> None:
     entry = knowledge_base(reader_locale()).get(callback_data.entry)
     if entry is None or not isinstance(query.message, Message):
@@ -195,6 +211,9 @@ async def topic_chosen(
             await show_current_step(query.message, state, ctx.account)
         return
     record_topic(ctx.audit, query.message.chat.id, reader_locale(), entry.id)
+    if entry.id == PERSON_TOPIC:
+        await hand_off(query.message, reason="person", account=ctx.account, cases=ctx.cases, desk=desk, policy=policy)
+        return
     await answer_entry(query.message, entry, ctx.account, state, ctx.arrangements, policy, settings)
 
 

@@ -131,6 +131,20 @@ def back_at(policy: Policy, now: datetime) -> datetime | None:
 # -- handing off --------------------------------------------------------------------------------
 
 
+def no_desk_acknowledgement(reason: str) -> str:
+    """What the cardholder said is answered as what it is, before the bank's number."""
+    if reason == "hardship":
+        return _(
+            "I'm sorry you are going through this. A person at the bank should look at your situation with you; "
+            "it is not something I can decide on my own."
+        )
+    if reason == "dispute":
+        return _("Thank you for telling me. A person at the bank needs to look into a transaction you dispute.")
+    if reason in ("complaint", "anger"):
+        return _("I'm sorry this has been frustrating. A person at the bank will listen to you.")
+    return ""
+
+
 async def hand_off(
     message: Message,
     *,
@@ -143,7 +157,9 @@ async def hand_off(
 ) -> Case | None:
     """Open (or join) the chat's case, put it in front of the agents, and tell the cardholder."""
     if desk is None:
-        await message.answer(bank_contact_text(policy))
+        acknowledgement = no_desk_acknowledgement(reason)
+        contact = bank_contact_text(policy, account)
+        await message.answer(f"{acknowledgement}\n\n{contact}" if acknowledgement else contact)
         return None
     locale = reader_locale()
     opened = await cases.open(message.chat.id, account, reason, locale, (message.text or "") if relay_message else "")

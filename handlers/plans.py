@@ -469,7 +469,7 @@ async def answer_budget(message: Message, per_month: Decimal, settling: Settling
 async def ask_waiver(query: CallbackQuery, settling: Settling) -> None:
     assert isinstance(query.message, Message)
     if settling.desk is None or settling.account.late_fee <= 0:
-        await query.message.answer(bank_contact_text(settling.policy))
+        await query.message.answer(bank_contact_text(settling.policy, settling.account))
         return
     proposal = await settling.arrangements.waiver_for_approval(settling.account, query.message.chat.id)
     await ask_for_approval(query.message, proposal, settling, settling.desk)

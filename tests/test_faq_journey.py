@@ -154,3 +154,42 @@ async def test_the_next_installment_is_given_or_said_to_be_none(bank: BotHarness
     text = answer[-1].text
     assert "¥" in text and "2027" in text and "{" not in text and "«" not in text.split("¥")[0], (plan[-1].text, text)
     assert "г.." not in text
+
+
+HARDSHIP = {
+    "en": ("I lost my job and can't pay right now", "I'm sorry you are going through this"),
+    "ru": ("Я потерял работу и сейчас не могу платить", "Мне жаль, что вам приходится через это проходить"),
+    "zh-hans": ("我失业了，现在还不起", "听到您遇到这样的困难"),
+}
+
+
+@pytest.mark.parametrize("language", ["en", "ru", "zh-hans"])
+async def test_without_a_desk_a_hardship_is_acknowledged_before_the_banks_number(bank: BotHarness, language: str) -> None:
+    cardholder = bank.cardholder(language_code=language, phone=PHONE)
+    await verify(cardholder, language)
+    said, acknowledged = HARDSHIP[language]
+    answer = await cardholder.send(said)
+    assert acknowledged in answer[-1].text and "+86 400 820 8888" in answer[-1].text, answer[-1].text
+    assert "Asia/Shanghai" not in answer[-1].text
+
+
+async def test_asking_for_a_person_in_words_is_the_same_as_the_button(bank: BotHarness) -> None:
+    cardholder = bank.cardholder(phone=PHONE)
+    await verify(cardholder, "en")
+    topics = await cardholder.send("/faq")
+    assert [label for label in topics[-1].labels if "person" in label.casefold()] == ["🙋 Talk to a person"]
+    button = await cardholder.press("🙋 Talk to a person")
+    words = await cardholder.send("Could I have a word with one of your staff?")
+    assert words[-1].text == button[-1].text and "+86 400 820 8888" in words[-1].text, words[-1].text
+
+
+async def test_the_banks_hours_are_given_in_the_cardholders_time_zone(harness: BotHarness) -> None:
+    await harness.add_accounts(make_account(phone="+14155550132", currency="USD", timezone="America/Los_Angeles", locale="en"))
+    cardholder = harness.cardholder(phone="+14155550132")
+    await cardholder.send("/start")
+    await cardholder.share_contact("+14155550132")
+    await cardholder.send(BIRTH["en"])
+    contact = await cardholder.press("☎️")
+    text = contact[-1].text.replace("\u202f", " ")
+    # the desk's 09:00-21:00 in Shanghai is 5:00 PM to 5:00 AM in Los Angeles in winter
+    assert "between 5:00 PM and 5:00 AM (Pacific Time)" in text, text
