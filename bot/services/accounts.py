@@ -506,7 +506,8 @@ class _RowReader:
 
 
 _DATA_FIELDS: tuple[str, ...] = COLUMNS[1:]
-_WRITTEN: tuple[str, ...] = (*COLUMNS, "balance_version", "updated_at")
+_WRITTEN: tuple[str, ...] = (*COLUMNS, "balance_version", "updated_at", "closed_at")
+_OWED_POSITIONS = (COLUMNS.index("statement_balance"), COLUMNS.index("overdue_amount"))
 _BALANCE_POSITIONS = frozenset(_DATA_FIELDS.index(name) for name in BALANCE_FIELDS)
 
 
@@ -551,7 +552,13 @@ class _Store:
         table = dialect.identifier_preparer.format_table(Account.__table__)
         select_list = ", ".join(quote(name) for name in (*COLUMNS, "balance_version"))
         names = ", ".join(quote(name) for name in _WRITTEN)
-        updates = ", ".join(f"{quote(name)} = excluded.{quote(name)}" for name in _WRITTEN[1:])
+        updates = ", ".join(f"{quote(name)} = excluded.{quote(name)}" for name in _WRITTEN[1:-1])
+        closed = quote("closed_at")
+        # an account closed earlier keeps the moment it was closed; one that owes again is open
+        updates += (
+            f", {closed} = CASE WHEN excluded.{closed} IS NULL THEN NULL"
+            f" ELSE COALESCE({table}.{closed}, excluded.{closed}) END"
+        )
         return (
             f"SELECT {select_list} FROM {table} WHERE {quote('account_id')}",
             f"INSERT INTO {table} ({names}) VALUES ",
@@ -665,22 +672,31 @@ def _array_of(column: str, dialect: Dialect) -> str:
 def _changes(
     store: _Store, rows: Sequence[tuple[Any, ...]], stored: Mapping[str, tuple[Any, ...]], updated_at: Any
 ) -> tuple[list[tuple[Any, ...]], WriteCounts]:
-    """The rows to write, with their ``balance_version``, and what they do to the table."""
+    """The rows to write, with their ``balance_version`` and closing moment, and what they do to the table.
+
+    A row that owes nothing (balance and overdue zero) is written as closed at `updated_at`; the
+    upsert keeps an earlier closing moment (`_Store._sql`)."""
     writes: list[tuple[Any, ...]] = []
     inserted = updated = unchanged = 0
     same = store.same
     for row in rows:
         previous = stored.get(row[0])
+        closed_at = updated_at if _owes_nothing(row) else None
         if previous is None:
-            writes.append((*row, 1, updated_at))
+            writes.append((*row, 1, updated_at, closed_at))
             inserted += 1
         elif previous[:-1] == row or all(same(i, previous[i + 1], row[i + 1]) for i in range(len(_DATA_FIELDS))):
             unchanged += 1
         else:
             balance_changed = any(not same(i, previous[i + 1], row[i + 1]) for i in _BALANCE_POSITIONS)
-            writes.append((*row, previous[-1] + (1 if balance_changed else 0), updated_at))
+            writes.append((*row, previous[-1] + (1 if balance_changed else 0), updated_at, closed_at))
             updated += 1
     return writes, WriteCounts(inserted, updated, unchanged)
+
+
+def _owes_nothing(row: tuple[Any, ...]) -> bool:
+    """Whether a row's balance and overdue amount (as bound: canonical text or Decimal) are both zero."""
+    return all(Decimal(row[position]) == 0 for position in _OWED_POSITIONS)
 
 
 async def write_accounts(session: AsyncSession, records: Sequence[AccountRecord], *, now: datetime) -> WriteCounts:
