@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import event, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,6 +21,7 @@ from bot.db import create_engine, create_session_factory
 from bot.db.models import (
     Account, Arrangement, AuditEvent, Base, Case, CaseEvent, ChatProfile, Installment, Offer, OutboxMessage, Relay,
 )
+from bot.db.schema import alembic_config, migrate
 from bot.domain.dates import add_years
 from bot.domain.policy import load_policy
 from bot.leases import Lease
@@ -347,13 +349,15 @@ async def test_imports_close_an_account_at_zero_and_open_it_when_it_owes_again(s
         assert await closing_of(sessions, "ACC-2") == (None if number == 0 else moments[2])
 
 
-async def test_the_migration_closes_accounts_already_at_zero_from_the_upgrade(tmp_path: Path) -> None:
-    from alembic import command
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}"
+    return request.getfixturevalue("empty_postgres_url")
 
-    from bot.db.schema import alembic_config, migrate
 
-    url = f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}"
-    engine = create_engine(url)
+async def test_the_migration_closes_accounts_already_at_zero_from_the_upgrade(empty_url: str) -> None:
+    engine = create_engine(empty_url)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0002"))
@@ -366,7 +370,7 @@ async def test_the_migration_closes_accounts_already_at_zero_from_the_upgrade(tm
                 ))
             await connection.commit()
         started = datetime.now(timezone.utc)
-        await migrate(url)
+        await migrate(empty_url)
         sessions = create_session_factory(engine)
         paid, owes = await closing_of(sessions, "PAID"), await closing_of(sessions, "OWES")
     finally:

@@ -38,7 +38,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Executable, Select, and_, delete, exists, func, or_, select, update
@@ -301,7 +300,7 @@ class Purge:
             by_pack: dict[str, list[int]] = {}
             for row in rows:
                 code = self.policy.pack_for(getattr(row, "jurisdiction", None), row.currency).code
-                owes = Decimal(row.statement_balance) != 0 or Decimal(row.overdue_amount) != 0
+                owes = row.statement_balance != 0 or row.overdue_amount != 0  # closed_at says not, but the figures decide
                 if not owes and row.closed_at <= cutoffs[code]:
                     by_pack.setdefault(code, []).append(row.id)
             for code, ids in by_pack.items():
