@@ -681,15 +681,15 @@ def _changes(
     same = store.same
     for row in rows:
         previous = stored.get(row[0])
-        closed_at = updated_at if _owes_nothing(row) else None
         if previous is None:
-            writes.append((*row, 1, updated_at, closed_at))
+            writes.append((*row, 1, updated_at, updated_at if _owes_nothing(row) else None))
             inserted += 1
         elif previous[:-1] == row or all(same(i, previous[i + 1], row[i + 1]) for i in range(len(_DATA_FIELDS))):
             unchanged += 1
         else:
             balance_changed = any(not same(i, previous[i + 1], row[i + 1]) for i in _BALANCE_POSITIONS)
-            writes.append((*row, previous[-1] + (1 if balance_changed else 0), updated_at, closed_at))
+            version = previous[-1] + (1 if balance_changed else 0)
+            writes.append((*row, version, updated_at, updated_at if _owes_nothing(row) else None))
             updated += 1
     return writes, WriteCounts(inserted, updated, unchanged)
 
