@@ -80,7 +80,7 @@ class Step:
 
 
 def _closed_accounts(latest_cutoff: datetime) -> Select[Any]:
-    """Accounts that may be closed long enough for some pack; `Purge._packs` decides per account."""
+    """Accounts that may be closed long enough for some pack; `Purge._accounts` decides per account, by its pack."""
     columns = Account.__table__.c
     wanted = ("id", "currency", "jurisdiction", "closed_at", "statement_balance", "overdue_amount")
     active = aliased(Arrangement)
