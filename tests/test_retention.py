@@ -31,6 +31,7 @@ from bot.services.retention import LEASE_NAME, LEASE_TTL, Purge, PurgeRefused
 from bot.settings import DEFAULT_POLICY_FILE
 from tests.conftest import make_account
 from tests.test_import_accounts import row, write_csv
+from tests.test_migrations import empty_url  # noqa: F401 - a fixture: an empty SQLite file, or PostgreSQL database
 from tests.test_settings_and_cli import run_cli
 
 pytestmark = pytest.mark.database
@@ -347,13 +348,6 @@ async def test_imports_close_an_account_at_zero_and_open_it_when_it_owes_again(s
         payments.write_text(f"account_id,amount,paid_at,reference\nACC-2,{amount},2026-03-0{number + 3},REF-{number}\n")
         await import_payments(sessions, payments, now=moments[number + 1])
         assert await closing_of(sessions, "ACC-2") == (None if number == 0 else moments[2])
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}"
-    return request.getfixturevalue("empty_postgres_url")
 
 
 async def test_the_migration_closes_accounts_already_at_zero_from_the_upgrade(empty_url: str) -> None:
