@@ -1,4 +1,4 @@
-"""Command line: `python -m bot migrate | run | webhook | sandbox | import-accounts FILE | import-payments FILE | export-case N | faq-review | demo-data | calc`."""
+"""Command line: `python -m bot migrate | run | webhook | sandbox | import-accounts FILE | import-payments FILE | export-case N | faq-review | purge | demo-data | calc`."""
 
 from __future__ import annotations
 
@@ -49,9 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
         "faq-review", help="print the questions the knowledge base was not sure about (CSV), with the topic picked next"
     )
     review.add_argument("--since", type=date.fromisoformat, help="only questions from this day on (YYYY-MM-DD)")
+    purge = commands.add_parser(
+        "purge", help="remove or anonymise the records of closed accounts kept longer than their jurisdiction's retention"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="print what would be purged and change nothing")
+    purge.add_argument("--batch-size", type=_positive, default=None, help="rows changed per transaction (default 5000)")
     commands.add_parser("demo-data", help="load the demo accounts (idempotent)")
     add_calc_parser(commands)
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -185,6 +197,26 @@ async def faq_review(settings: Settings, arguments: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_BUSY = 1
+
+
+async def purge_command(settings: Settings, arguments: argparse.Namespace) -> int:
+    """Exit 0 when done (or counted, dry), 1 when another purge holds the lease."""
+    from bot.services.retention import BATCH_SIZE, Purge, PurgeRefused
+
+    policy = load_policy(settings.policy_file)
+    batch_size = arguments.batch_size or BATCH_SIZE
+    try:
+        report = await with_database(
+            settings, lambda sessions: Purge(sessions, policy, Clock(), batch_size).run(dry_run=arguments.dry_run)
+        )
+    except PurgeRefused as refused:
+        print(f"error: {refused}; try again later", file=sys.stderr)
+        return EXIT_BUSY
+    print(report.format())
+    return 0
+
+
 async def demo_data(settings: Settings, _arguments: argparse.Namespace) -> int:
     from bot.services.demo import load_demo_data
 
@@ -203,6 +235,7 @@ COMMANDS = {
     "import-payments": import_payments_command,
     "export-case": export_case,
     "faq-review": faq_review,
+    "purge": purge_command,
     "demo-data": demo_data,
     "calc": calc_command,
 }

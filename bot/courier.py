@@ -24,6 +24,7 @@ from bot.db.unit_of_work import unit_of_work
 from bot.desk import Desk
 from bot.domain.policy import Policy
 from bot.leases import Lease, process_holder, run_leased
+from bot.services.filing import filed_under
 from bot.services.cases import CaseService
 from bot.services.outbox import GRACE, Outbox
 
@@ -39,7 +40,8 @@ async def send_message(bot: Bot, outbox: Outbox, message: OutboxMessage) -> bool
     """Send one recorded message and mark it; False (and the error kept) when Telegram failed."""
     markup = InlineKeyboardMarkup.model_validate_json(message.reply_markup) if message.reply_markup else None
     try:
-        await bot.send_message(message.chat_id, message.text, reply_markup=markup)
+        with filed_under(message.account_pk):
+            await bot.send_message(message.chat_id, message.text, reply_markup=markup)
     except (TelegramAPIError, ClientDecodeError) as error:
         log.warning("outbox message %s not sent yet: %s", message.id, error)
         outbox.failed(message, str(error))

@@ -26,6 +26,7 @@ from bot.clock import Clock
 from bot.db.models import Case, Relay
 from bot.domain.policy import Policy
 from bot.leases import Lease, run_leased
+from bot.services.filing import filed_under
 from bot.services.cases import CaseService
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,8 @@ class Desk:
                 topic = await self.bot.create_forum_topic(self.chat_id, name=title[:128])
                 case.topic_id = topic.message_thread_id
             if case.card_message_id is None:
-                message = await self.bot.send_message(self.chat_id, card, message_thread_id=case.topic_id, reply_markup=markup)
+                with filed_under(case.account_pk):
+                    message = await self.bot.send_message(self.chat_id, card, message_thread_id=case.topic_id, reply_markup=markup)
                 case.card_message_id = message.message_id
         except (TelegramAPIError, ClientDecodeError) as error:
             log.warning("case %s: its topic could not be made yet: %s", case.id, error)
@@ -80,7 +82,8 @@ class Desk:
     async def post(self, case: Case, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
         if case.topic_id is None:
             return  # the card, made with the topic, will say it
-        await self.bot.send_message(self.chat_id, text, message_thread_id=case.topic_id, reply_markup=markup)
+        with filed_under(case.account_pk):
+            await self.bot.send_message(self.chat_id, text, message_thread_id=case.topic_id, reply_markup=markup)
 
     async def relay(
         self, cases: CaseService, case: Case, direction: str, source_chat_id: int, source_message_id: int, text: str
@@ -102,9 +105,10 @@ class Desk:
         if relay.direction == "to_agents":
             relay.target_thread_id = case.topic_id
         try:
-            sent = await self.bot.copy_message(
-                relay.target_chat_id, relay.source_chat_id, relay.source_message_id, message_thread_id=relay.target_thread_id
-            )
+            with filed_under(case.account_pk):
+                sent = await self.bot.copy_message(
+                    relay.target_chat_id, relay.source_chat_id, relay.source_message_id, message_thread_id=relay.target_thread_id
+                )
         except TelegramForbiddenError:
             await cases.finish_relay(relay, "blocked", relay.attempts + 1)
             return Delivery("blocked")

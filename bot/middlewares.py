@@ -29,8 +29,9 @@ from bot.db.unit_of_work import UnitOfWork, UpdateHandledBefore, unit_of_work
 from bot.domain.policy import Policy
 from bot.logs import CURRENT_UPDATE
 from bot.services.arrangements import ArrangementService
-from bot.services.audit import AuditTrail, current_account
+from bot.services.audit import AuditTrail
 from bot.services.cases import CaseService
+from bot.services.filing import current_account
 from bot.services.outbox import Outbox
 from bot.services.verification import VerificationRules, VerificationService
 from handlers.states import PRIVATE_STEPS

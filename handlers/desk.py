@@ -29,6 +29,7 @@ from bot.desk import Desk
 from bot.domain.errors import DomainError
 from bot.formatting import duration, money, percent
 from bot.services.arrangements import OfferUnavailable, Proposal
+from bot.services.filing import filed_under
 from bot.services.cases import CaseService, NotCaseOwner
 from handlers.handoff import rating_keyboard, resolve_keyboard
 from handlers.keyboards import CaseAction, ProposalAction
@@ -226,7 +227,8 @@ async def tell_cardholder(
     bot: Bot, desk: Desk, case: Case, text: str, markup: InlineKeyboardMarkup | None = None
 ) -> bool:
     try:
-        await bot.send_message(case.chat_id, text, reply_markup=markup)
+        with filed_under(case.account_pk):
+            await bot.send_message(case.chat_id, text, reply_markup=markup)
     except TelegramForbiddenError:
         await desk.post(case, _("The cardholder has blocked the bot: they did not receive the last message."))
         return False

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.clock import ManualClock
-from bot.db.models import Account, Arrangement, Case, CaseEvent, Offer
+from bot.db.models import Account, Arrangement, AuditEvent, Case, CaseEvent, Offer, OutboxMessage
 from bot.settings import load_settings
 from bot.telegram_fake import ChatClient, FakeTelegram
 from tests.conftest import BOT_TOKEN, BotHarness, make_account, run_bot_command
@@ -189,6 +189,27 @@ async def test_offer_from_the_desk_is_accepted_with_written_terms(bank: BotHarne
     async with bank.session_factory() as session:
         arrangement = await session.scalar(select(Arrangement))
     assert arrangement is not None and arrangement.agreement and "36 monthly payments" in arrangement.agreement
+
+
+async def test_what_the_desk_sends_a_cardholder_is_filed_under_their_account(bank: BotHarness) -> None:
+    """An agent's update has no account of its own: the case's is used, so the records go with the
+    account's when its retention ends (`python -m bot purge`)."""
+    cardholder, desk_agent, case = await claimed_case(bank)
+    await desk_agent.send("Thank you, I can see the transfer.", expect_reply=False)
+    await desk_agent.send("/offer 36", expect_reply=False)
+    await cardholder.press_on(cardholder.messages[-1], "Accept")
+    await desk_agent.send("/resolve agreed a plan", expect_reply=False)
+
+    async with bank.session_factory() as session:
+        sent = (await session.execute(
+            select(AuditEvent.kind, AuditEvent.account_pk)
+            .where(AuditEvent.chat_id == cardholder.chat_id, AuditEvent.direction == "out", AuditEvent.at >= case.created_at)
+            .order_by(AuditEvent.id)
+        )).all()
+        outbox = (await session.scalars(select(OutboxMessage.account_pk))).all()
+    assert {"copyMessage", "sendMessage"} <= {kind for kind, _ in sent}, "the relay, the offer, the rating prompt"
+    assert {account for _, account in sent} == {case.account_pk} and case.account_pk is not None
+    assert outbox and set(outbox) == {case.account_pk}, "the plan's confirmations too"
 
 
 async def test_outsiders_get_nothing_from_desk_buttons_or_commands(bank: BotHarness) -> None:

@@ -41,6 +41,9 @@ class Account(Base):
     balance_version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     payment_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """When an import (of accounts or payments) first brought both the balance and the overdue amount
+    to zero; cleared when either is owed again. Retention is counted from it (`bot.services.retention`)."""
 
 
 class VerificationLock(Base):
@@ -67,7 +70,7 @@ class ChatProfile(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     user_id: Mapped[int] = mapped_column(BigInteger)
     locale: Mapped[str | None] = mapped_column(String(10), nullable=True)
-    account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), nullable=True)
+    account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), nullable=True, index=True)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -268,10 +271,13 @@ class OutboxMessage(Base):
     """
 
     __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_account_created", "account_pk", "created_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(80), unique=True)
     chat_id: Mapped[int] = mapped_column(BigInteger)
+    account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), nullable=True)
+    """The account of the update that recorded it, like the audit trail's."""
     text: Mapped[str] = mapped_column(Text)
     reply_markup: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -595,7 +595,8 @@ class _Store:
 
     @property
     def written(self) -> tuple[str, ...]:
-        return (*self.fields, "balance_version", "updated_at")
+        """The columns an upsert writes; ``closed_at`` last (the update keeps an earlier closing)."""
+        return (*self.fields, "balance_version", "updated_at", "closed_at")
 
     @property
     def balance_positions(self) -> tuple[int, ...]:
@@ -612,7 +613,13 @@ class _Store:
         table = dialect.identifier_preparer.format_table(Account.__table__)
         select_list = ", ".join(quote(name) for name in (*self.fields, "balance_version"))
         names = ", ".join(quote(name) for name in self.written)
-        updates = ", ".join(f"{quote(name)} = excluded.{quote(name)}" for name in self.written[1:])
+        updates = ", ".join(f"{quote(name)} = excluded.{quote(name)}" for name in self.written[1:-1])
+        closed = quote("closed_at")
+        # an account closed earlier keeps the moment it was closed; one that owes again is open
+        updates += (
+            f", {closed} = CASE WHEN excluded.{closed} IS NULL THEN NULL"
+            f" ELSE COALESCE({table}.{closed}, excluded.{closed}) END"
+        )
         return (
             f"SELECT {select_list} FROM {table} WHERE {quote('account_id')}",
             f"INSERT INTO {table} ({names}) VALUES ",
@@ -728,24 +735,35 @@ def _array_of(column: str, dialect: Dialect) -> str:
 def _changes(
     store: _Store, rows: Sequence[tuple[Any, ...]], stored: Mapping[str, tuple[Any, ...]], updated_at: Any
 ) -> tuple[list[tuple[Any, ...]], WriteCounts]:
-    """The rows to write, with their ``balance_version``, and what they do to the table."""
+    """The rows to write, with their ``balance_version`` and closing moment, and what they do to the table.
+
+    A row that owes nothing (balance and overdue zero) is written as closed at `updated_at`; the
+    upsert keeps an earlier closing moment (`_Store._sql`)."""
     writes: list[tuple[Any, ...]] = []
     inserted = updated = unchanged = 0
     same = store.same
     data_positions = range(len(store.fields) - 1)
     balance_positions = store.balance_positions
+    owed = (store.fields.index("statement_balance"), store.fields.index("overdue_amount"))
     for row in rows:
         previous = stored.get(row[0])
         if previous is None:
-            writes.append((*row, 1, updated_at))
+            writes.append((*row, 1, updated_at, updated_at if _owes_nothing(row, owed) else None))
             inserted += 1
         elif previous[:-1] == row or all(same(i, previous[i + 1], row[i + 1]) for i in data_positions):
             unchanged += 1
         else:
             balance_changed = any(not same(i, previous[i + 1], row[i + 1]) for i in balance_positions)
-            writes.append((*row, previous[-1] + (1 if balance_changed else 0), updated_at))
+            version = previous[-1] + (1 if balance_changed else 0)
+            writes.append((*row, version, updated_at, updated_at if _owes_nothing(row, owed) else None))
             updated += 1
     return writes, WriteCounts(inserted, updated, unchanged)
+
+
+def _owes_nothing(row: tuple[Any, ...], owed: tuple[int, int]) -> bool:
+    """Whether a row's balance and overdue amount (as bound: canonical text or Decimal), at the
+    positions `owed`, are both zero."""
+    return all(Decimal(row[position]) == 0 for position in owed)
 
 
 async def write_accounts(session: AsyncSession, records: Sequence[AccountRecord], *, now: datetime) -> WriteCounts:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,11 +20,9 @@ from bot.db.unit_of_work import UnitOfWork, current_unit, unit_of_work
 from bot.domain.errors import InvalidPhone
 from bot.domain.masking import mask_text
 from bot.domain.phones import mask_phone, normalize_phone
+from bot.services.filing import current_account
 
 log = logging.getLogger(__name__)
-
-current_account: contextvars.ContextVar[int | None] = contextvars.ContextVar("current_account", default=None)
-"""The account of the update being handled, so outbound messages are filed under it."""
 
 PAYLOAD_LIMIT = 4096
 

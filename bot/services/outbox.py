@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.db.models import Case, OutboxMessage, Relay
 from bot.db.upsert import insert_for
+from bot.services.filing import current_account
 from bot.services.cases import OPEN
 
 GRACE = timedelta(minutes=2)
@@ -55,7 +56,10 @@ class Outbox:
         insert = insert_for(self.session)
         message_id = await self.session.scalar(
             insert(OutboxMessage)
-            .values(key=key, chat_id=chat_id, text=text, reply_markup=reply_markup, created_at=self.clock.now(), attempts=0)
+            .values(
+                key=key, chat_id=chat_id, account_pk=current_account.get(), text=text, reply_markup=reply_markup,
+                created_at=self.clock.now(), attempts=0,
+            )
             .on_conflict_do_nothing(index_elements=["key"])
             .returning(OutboxMessage.id)
         )

@@ -91,19 +91,22 @@ async def _apply_row(session: AsyncSession, values: dict[str, str], line: int, n
         report.duplicates += 1
         return
     session.add(Payment(account_pk=account.id, amount=amount, paid_at=paid_at, reference=reference, imported_at=now))
-    apply_to_balance(account, amount)
+    apply_to_balance(account, amount, now)
     await apply_to_arrangement(session, account, amount, paid_at.date(), now)
     await session.flush()
     report.applied += 1
 
 
-def apply_to_balance(account: Account, amount: Decimal) -> None:
+def apply_to_balance(account: Account, amount: Decimal, now: datetime) -> None:
+    """Lower the balances; the import that brings both to zero closes the account (`Account.closed_at`)."""
     zero = Decimal(0)
     account.statement_balance = max(zero, account.statement_balance - amount)
     account.overdue_amount = max(zero, account.overdue_amount - amount)
     account.minimum_due = max(zero, account.minimum_due - amount)
     if account.overdue_amount == 0:
         account.days_past_due = 0
+    if account.statement_balance == 0 and account.overdue_amount == 0 and account.closed_at is None:
+        account.closed_at = now
     account.balance_version += 1
 
 
