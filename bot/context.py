@@ -12,6 +12,7 @@ from bot.domain.policy import Policy
 from bot.services.arrangements import ArrangementService
 from bot.services.audit import AuditTrail
 from bot.services.cases import CaseService
+from bot.services.contact import ContactGate
 from bot.services.outbox import Outbox
 from bot.services.verification import ChatSession, VerificationService
 
@@ -29,6 +30,8 @@ class UpdateContext:
     cases: CaseService
     audit: AuditTrail
     outbox: Outbox
+    contacts: ContactGate
+    """Decides what the bank starts in a cardholder's chat (it reads each account's pack itself)."""
     chat: ChatSession | None = None
     """The private chat, the account it is verified for and its open case; None in groups."""
 

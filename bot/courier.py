@@ -2,8 +2,10 @@
 
 At start-up and then every `every` seconds it sends what `bot.services.outbox.Outbox.due` finds:
 messages left unsent, case topics not made, relays pending or failed. An update sends its own
-effects itself; the courier is for what a crash or a long Telegram outage left behind. With several
-bot processes the courier runs in the one holding its lease (`bot.leases`).
+effects itself; the courier is for what a crash or a long Telegram outage left behind, and for the
+messages the bank started that the contact gate held until now: each is decided again before it
+goes (`bot.services.contact`), since the cardholder may have opted out or the caps filled meanwhile.
+With several bot processes the courier runs in the one holding its lease (`bot.leases`).
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.db.models import Account, Case, OutboxMessage
+from bot.db.models import Account, Case, Contact, OutboxMessage
 from bot.db.unit_of_work import unit_of_work
-from bot.desk import Desk
+from bot.desk import Desk, markup_json
 from bot.domain.policy import Policy
 from bot.leases import Lease, process_holder, run_leased
 from bot.services.filing import filed_under
 from bot.services.cases import CaseService
+from bot.services.contact import ContactGate, Decision, Verdict
 from bot.services.outbox import GRACE, Outbox
 
 log = logging.getLogger(__name__)
@@ -50,8 +53,7 @@ async def send_message(bot: Bot, outbox: Outbox, message: OutboxMessage) -> bool
     return True
 
 
-def markup_json(markup: InlineKeyboardMarkup | None) -> str | None:
-    return None if markup is None else markup.model_dump_json(exclude_none=True)
+__all__ = ["Courier", "markup_json", "send_message"]
 
 
 class Courier:
@@ -84,19 +86,47 @@ class Courier:
         done = 0
         async with unit_of_work(self.session_factory) as unit:
             outbox = Outbox(unit.session, self.clock)
+            gate = ContactGate(unit.session, self.policy, self.clock)
+            cases = CaseService(unit.session, self.clock)
             due = await outbox.due(self.grace)
             for message in due.messages:
-                done += await send_message(self.bot, outbox, message)
+                decision = await self._decide_again(gate, cases, message.contact_id)
+                if decision is None or decision.verdict is Verdict.NOW:
+                    done += await send_message(self.bot, outbox, message)
+                elif decision.verdict is Verdict.HOLD:
+                    outbox.hold(message, decision.at)
+                else:
+                    outbox.withhold(message, decision.reason)
+                    done += 1
             if self.desk is not None:
-                cases = CaseService(unit.session, self.clock)
                 for case in due.cases:
                     account = await unit.session.get(Account, case.account_pk) if case.account_pk else None
                     done += await self.open_topic(self.desk, cases, case, account, self.policy)
                 for relay in due.relays:
                     case = await cases.get(relay.case_id)
                     assert case is not None
-                    done += (await self.desk.send_relay(cases, relay, case)).status in ("sent", "blocked")
+                    decision = await self._decide_again(gate, cases, relay.contact_id)
+                    if decision is None or decision.verdict is Verdict.NOW:
+                        done += (await self.desk.send_relay(cases, relay, case)).status in ("sent", "blocked")
+                    elif decision.verdict is Verdict.HOLD:
+                        relay.status, relay.not_before = "held", decision.at
+                    else:
+                        await cases.finish_relay(relay, "withheld", relay.attempts)
+                        relay.text_out = None
+                        done += 1
         return done
+
+    async def _decide_again(self, gate: ContactGate, cases: CaseService, contact_id: int | None) -> Decision | None:
+        """A message the bank started, decided again as it falls due (None: not one, it goes);
+        one that may no longer go is reported in its case."""
+        contact = await gate.session.get(Contact, contact_id) if contact_id is not None else None
+        if contact is None:
+            return None
+        decision = await gate.decide(contact.chat_id, contact.account_pk, contact.purpose, excluding=contact.id)
+        gate.redecided(contact, decision)
+        if decision.verdict is Verdict.NEVER and self.desk is not None:
+            await self.desk.report_withheld(cases, contact.case_id, decision)
+        return decision
 
     async def start(self) -> None:
         self._stopping.clear()

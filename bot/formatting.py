@@ -12,7 +12,15 @@ from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_time, format_timedelta, get_datetime_format, get_timezone, get_timezone_name
+from babel.dates import (
+    format_date,
+    format_skeleton,
+    format_time,
+    format_timedelta,
+    get_datetime_format,
+    get_timezone,
+    get_timezone_name,
+)
 from babel.numbers import format_currency, format_decimal, get_currency_name
 
 
@@ -28,6 +36,16 @@ def when(moment: datetime, locale: str, zone: str) -> str:
 def zone_name(zone: str, locale: str) -> str:
     """A time zone as the reader calls it: `China Time`, `Москва`, `北美太平洋时间`, never `Asia/Shanghai`."""
     return get_timezone_name(get_timezone(zone), "long", locale=locale)
+
+
+def clock_at(moment: datetime, locale: str, zone: ZoneInfo, reference: datetime) -> str:
+    """A moment's time in `zone` (`8:00 AM`, `08:00`), with its day when that is not `reference`'s
+    day there (`Thu, Dec 3, 8:00 AM`, `чт, 3 дек., 08:00`, `12月3日周四 08:00`)."""
+    clock = format_time(moment, format="short", tzinfo=zone, locale=locale)
+    if moment.astimezone(zone).date() == reference.astimezone(zone).date():
+        return clock
+    on = format_skeleton("MMMEd", moment, tzinfo=zone, locale=locale)
+    return str(get_datetime_format("medium", locale=locale)).replace("{1}", on).replace("{0}", clock)
 
 
 def in_about(delta: timedelta, locale: str) -> str:

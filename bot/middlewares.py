@@ -32,6 +32,7 @@ from bot.services.arrangements import ArrangementService
 from bot.services.audit import AuditTrail
 from bot.services.cases import CaseService
 from bot.services.filing import current_account
+from bot.services.contact import ContactGate
 from bot.services.outbox import Outbox
 from bot.services.verification import VerificationRules, VerificationService
 from handlers.states import PRIVATE_STEPS
@@ -114,6 +115,8 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             try:
                 step = await self._step(unit, fsm_key, fsm_context)
                 ctx.audit.inbound(event, _chat_id(data), PRIVATE_STEPS.get(step) if step else None)
+                if event.message is not None and ctx.profile is not None:
+                    await ctx.verification.opt_in(ctx.profile)  # writing again ends an opt-out; /stop sets it anew
                 return await handler(event, data)
             finally:
                 current_account.reset(token)
@@ -146,6 +149,7 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             cases=cases,
             audit=AuditTrail(unit, self.clock),
             outbox=Outbox(session, self.clock),
+            contacts=ContactGate(session, self.policy, self.clock),
             chat=chat_session,
         )
 

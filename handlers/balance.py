@@ -23,7 +23,19 @@ from handlers.verify import disclosures
 
 async def show_balance(message: Message, ctx: UpdateContext, policy: Policy) -> None:
     assert ctx.account is not None
-    await message.answer(balance_text(ctx.account, ctx.arrangements, policy), reply_markup=main_menu_keyboard())
+    text = balance_text(ctx.account, ctx.arrangements, policy)
+    if await ctx.cases.disputed(ctx.account.id):
+        text = f"{under_review_text()}\n\n{text}"
+    await message.answer(text, reply_markup=main_menu_keyboard())
+
+
+def under_review_text() -> str:
+    """Said above the figures while a dispute case is open on the account (what the contact gate does meanwhile)."""
+    return _(
+        "⚖️ Your dispute is open, so the amount is under review. Until your dispute case is closed, the bank "
+        "sends you no collection messages in this chat on its own. The figures below are the account as it stands, "
+        "the disputed amount included."
+    )
 
 
 def balance_text(account: Account, arrangements: ArrangementService, policy: Policy) -> str:

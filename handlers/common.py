@@ -47,7 +47,10 @@ async def stop_command(message: Message, ctx: UpdateContext) -> None:
     assert ctx.profile is not None
     await ctx.verification.opt_out(ctx.profile)
     await message.answer(
-        _("Done: we will not send you messages in this chat. You can still write to me at any time; /start resumes."),
+        _(
+            "Done: we will not send you messages in this chat until you write here again. "
+            "Whatever you write next, or /start, turns them back on."
+        ),
         reply_markup=ReplyKeyboardRemove(),
     )
 

@@ -1,4 +1,7 @@
-"""The agents' group: claim and resolve cases, talk to the cardholder, notes, offers, the queue.
+"""The agents' group: claim and resolve cases, talk to the cardholder, notes, offers, flags, the queue.
+
+What an agent sends the cardholder passes the contact gate (`Desk.tell_cardholder`,
+`Desk.relay_to_cardholder`); the agent is told when it is held, and until when, or refused, and why.
 
 Every action on a case but claiming it is flagged `owner_only`: `owner_only` (the router's inner
 middleware) lets it run only for the agent who claimed the case (`CaseService.ensure_owner`) and
@@ -16,23 +19,25 @@ from decimal import Decimal, InvalidOperation
 
 from aiogram import Bot, F, Router
 from aiogram.dispatcher.flags import get_flag
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject, User
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.context import UpdateContext
 from bot.db.models import Account, Case
-from bot.desk import Desk
+from bot.desk import Delivery, Desk
 from bot.domain.errors import DomainError
+from bot.domain.policy import Policy
 from bot.formatting import duration, money, percent
 from bot.services.arrangements import OfferUnavailable, Proposal
-from bot.services.filing import filed_under
-from bot.services.cases import CaseService, NotCaseOwner
+from bot.services.cases import NotCaseOwner
+from bot.services.contact import COLLECTION, FLAGS, SERVICE
 from handlers.handoff import rating_keyboard, resolve_keyboard
-from handlers.keyboards import CaseAction, ProposalAction
+from handlers.keyboards import CaseAction, FlagAction, ProposalAction
 from handlers.plans import proposal_keyboard, proposal_text
 from handlers.prompts import reader_locale
 
@@ -94,7 +99,7 @@ def not_owner_text(refused: NotCaseOwner) -> str:
 
 
 async def claim(
-    query: CallbackQuery, callback_data: CaseAction, ctx: UpdateContext, desk: Desk, bot: Bot, callback_answer: CallbackAnswer
+    query: CallbackQuery, callback_data: CaseAction, ctx: UpdateContext, desk: Desk, policy: Policy, callback_answer: CallbackAnswer
 ) -> None:
     result = await ctx.cases.claim(callback_data.case_id, query.from_user.id)
     if not result.won:
@@ -104,20 +109,24 @@ async def claim(
     if isinstance(query.message, Message):
         await query.message.edit_reply_markup(reply_markup=resolve_keyboard(case))
     await desk.post(case, _("Claimed by {name}. Messages you write in this topic go to the cardholder; /note keeps a note internal.").format(name=escape(query.from_user.full_name)))
-    await tell_cardholder(bot, desk, case, _("A person from the bank has joined this chat. Please go ahead."))
+    with desk.i18n.use_locale(case.locale):
+        text = _("A person from the bank has joined this chat. Please go ahead.")
+    await report(desk, case, await desk.tell_cardholder(ctx.contacts, ctx.outbox, case, text, purpose=SERVICE), policy)
 
 
-async def resolve_button(query: CallbackQuery, case: Case, ctx: UpdateContext, desk: Desk, bot: Bot) -> None:
-    await resolve(case, query.from_user.id, _("resolved"), ctx.cases, desk, bot)
+async def resolve_button(query: CallbackQuery, case: Case, ctx: UpdateContext, desk: Desk, bot: Bot, policy: Policy) -> None:
+    await resolve(case, query.from_user.id, _("resolved"), ctx, desk, bot, policy)
 
 
-async def resolve_command(message: Message, command: CommandObject, case: Case, ctx: UpdateContext, desk: Desk, bot: Bot) -> None:
+async def resolve_command(
+    message: Message, command: CommandObject, case: Case, ctx: UpdateContext, desk: Desk, bot: Bot, policy: Policy
+) -> None:
     assert message.from_user is not None
-    await resolve(case, message.from_user.id, command.args or _("resolved"), ctx.cases, desk, bot)
+    await resolve(case, message.from_user.id, command.args or _("resolved"), ctx, desk, bot, policy)
 
 
-async def resolve(case: Case, agent_id: int, outcome: str, cases: CaseService, desk: Desk, bot: Bot) -> None:
-    await cases.resolve(case, agent_id, outcome)
+async def resolve(case: Case, agent_id: int, outcome: str, ctx: UpdateContext, desk: Desk, bot: Bot, policy: Policy) -> None:
+    await ctx.cases.resolve(case, agent_id, outcome)
     await desk.post(case, _("Resolved: {outcome}. The cardholder is back with the bot.").format(outcome=escape(outcome)))
     try:
         await bot.close_forum_topic(desk.chat_id, case.topic_id)
@@ -126,15 +135,25 @@ async def resolve(case: Case, agent_id: int, outcome: str, cases: CaseService, d
     with desk.i18n.use_locale(case.locale):
         text = _("Your conversation with the bank has ended, and I am back to help. How would you rate the help you got?")
         markup = rating_keyboard(case)
-    await tell_cardholder(bot, desk, case, text, markup)
+    await report(desk, case, await desk.tell_cardholder(ctx.contacts, ctx.outbox, case, text, markup, SERVICE), policy)
 
 
-async def agent_wrote(message: Message, case: Case, ctx: UpdateContext, desk: Desk) -> None:
-    delivery = await desk.relay(ctx.cases, case, "to_cardholder", message.chat.id, message.message_id, message.text or message.caption or f"[{message.content_type}]")
+CAPTIONED = ("photo", "document", "video", "audio", "voice", "animation")
+"""Media whose copy can carry a caption (and so an opt-out notice)."""
+
+
+async def agent_wrote(message: Message, case: Case, ctx: UpdateContext, desk: Desk, policy: Policy) -> None:
+    captioned = False if message.text is not None else (True if message.content_type in CAPTIONED else None)
+    delivery = await desk.relay_to_cardholder(
+        ctx.cases, ctx.contacts, case, (message.chat.id, message.message_id),
+        message.text or message.caption or f"[{message.content_type}]", message.html_text, captioned,
+    )
     if delivery.status == "blocked":
         await message.reply(_("Not delivered: the cardholder has blocked the bot."))
     elif delivery.status == "failed":
         await message.reply(_("Not delivered: Telegram refused it several times. Please try again."))
+    else:
+        await report(desk, case, delivery, policy, message)
 
 
 async def note(message: Message, command: CommandObject, case: Case, ctx: UpdateContext) -> None:
@@ -143,7 +162,7 @@ async def note(message: Message, command: CommandObject, case: Case, ctx: Update
     await message.reply(_("Note recorded. It is not sent to the cardholder."))
 
 
-async def offer(message: Message, command: CommandObject, case: Case, ctx: UpdateContext, desk: Desk, bot: Bot) -> None:
+async def offer(message: Message, command: CommandObject, case: Case, ctx: UpdateContext, desk: Desk, policy: Policy) -> None:
     assert message.from_user is not None
     account = await ctx.db.get(Account, case.account_pk) if case.account_pk else None
     if account is None:
@@ -161,23 +180,32 @@ async def offer(message: Message, command: CommandObject, case: Case, ctx: Updat
         await message.reply(_("No offer: {reason}").format(reason=escape(str(error))))
         return
     await ctx.cases.record(case, f"agent:{message.from_user.id}", "offer", f"offer {proposal.offer_id}: {months} months")
-    await send_offer(case, proposal, bot, desk, message)
+    await send_offer(case, proposal, ctx, desk, policy, message)
 
 
-async def send_offer(case: Case, proposal: Proposal, bot: Bot, desk: Desk, reply_to: Message) -> None:
+async def send_offer(case: Case, proposal: Proposal, ctx: UpdateContext, desk: Desk, policy: Policy, reply_to: Message) -> None:
     with desk.i18n.use_locale(case.locale):
         text = _("A person from the bank offers you this plan:") + "\n\n" + proposal_text(proposal)
         markup = proposal_keyboard(proposal)
-    delivered = await tell_cardholder(bot, desk, case, text, markup)
+    delivery = await desk.tell_cardholder(ctx.contacts, ctx.outbox, case, text, markup, COLLECTION)
+    if delivery.status != "sent":
+        await report(desk, case, delivery, policy, reply_to)
+        return
     plan = proposal.plan
     summary = _("Offer sent: {months} months, APR {rate}, {payment} a month.").format(
         months=plan.months, payment=money(plan.payment, plan.currency, desk.locale), rate=percent(plan.annual_rate, desk.locale)
     ) if plan else _("Offer sent.")
-    await reply_to.reply(summary if delivered else _("Not delivered: the cardholder has blocked the bot."))
+    await reply_to.reply(summary)
 
 
 async def proposal_decision(
-    query: CallbackQuery, callback_data: ProposalAction, case: Case, ctx: UpdateContext, desk: Desk, bot: Bot, callback_answer: CallbackAnswer
+    query: CallbackQuery,
+    callback_data: ProposalAction,
+    case: Case,
+    ctx: UpdateContext,
+    desk: Desk,
+    policy: Policy,
+    callback_answer: CallbackAnswer,
 ) -> None:
     assert isinstance(query.message, Message)
     account = await ctx.db.get(Account, case.account_pk) if case.account_pk else None
@@ -192,14 +220,96 @@ async def proposal_decision(
         except OfferUnavailable:
             await query.message.reply(_("This proposal is no longer valid; send a new one with /offer."))
             return
-        await send_offer(case, proposal, bot, desk, query.message)
+        await send_offer(case, proposal, ctx, desk, policy, query.message)
     elif callback_data.action == "change":
         await query.message.reply(_("Send the cardholder another plan with /offer MONTHS [ANNUAL RATE]."))
     else:
         with desk.i18n.use_locale(case.locale):
             text = _("The bank cannot offer that plan. A person will talk with you about what is possible.")
-        await tell_cardholder(bot, desk, case, text)
-        await query.message.reply(_("Declined; the cardholder was told."))
+        delivery = await desk.tell_cardholder(ctx.contacts, ctx.outbox, case, text, purpose=COLLECTION)
+        if delivery.status == "sent":
+            await query.message.reply(_("Declined; the cardholder was told."))
+        else:
+            await report(desk, case, delivery, policy, query.message)
+
+
+# -- special situations: an agent flags the account, and the bank starts nothing more ----------------
+
+
+async def flag_command(message: Message, command: CommandObject, ctx: UpdateContext, desk: Desk) -> None:
+    """`/flag CASE deceased|bankruptcy|lawyer|cease` (in a case's topic the case may be left out);
+    without the situation, its buttons."""
+    words = (command.args or "").split()
+    case = await case_named(words, message, ctx)
+    if case is None or len(words) > 1 or (words and words[0] not in FLAGS):
+        await message.reply(_("Usage: /flag CASE deceased|bankruptcy|lawyer|cease, for example /flag 12 lawyer"))
+        return
+    if not words:
+        await message.reply(_("Case #{id}: which situation?").format(id=case.id), reply_markup=flag_keyboard(case, desk))
+        return
+    await set_flag(message, case, words[0], ctx, desk)
+
+
+async def flag_chosen(query: CallbackQuery, callback_data: FlagAction, ctx: UpdateContext, desk: Desk, callback_answer: CallbackAnswer) -> None:
+    case = await ctx.cases.get(callback_data.case_id)
+    if case is None or callback_data.flag not in FLAGS or not isinstance(query.message, Message):
+        callback_answer.text = _("This button is no longer active.")
+        return
+    await query.message.edit_reply_markup(reply_markup=None)
+    await set_flag(query.message, case, callback_data.flag, ctx, desk, query.from_user.id)
+
+
+async def unflag_command(message: Message, command: CommandObject, ctx: UpdateContext, desk: Desk) -> None:
+    """`/unflag CASE` (or in the case's topic, `/unflag`)."""
+    words = (command.args or "").split()
+    case = await case_named(words, message, ctx)
+    if case is None or words:
+        await message.reply(_("Usage: /unflag CASE, for example /unflag 12"))
+        return
+    await set_flag(message, case, None, ctx, desk)
+
+
+async def case_named(words: list[str], message: Message, ctx: UpdateContext) -> Case | None:
+    """The case a desk command names by its number (taken off `words`), else the topic's case."""
+    if words and words[0].lstrip("#").isdigit() and len(words[0]) < 10:
+        return await ctx.cases.get(int(words.pop(0).lstrip("#")))
+    if message.is_topic_message and message.message_thread_id is not None:
+        return await ctx.cases.by_topic(message.message_thread_id)
+    return None
+
+
+async def set_flag(message: Message, case: Case, flag: str | None, ctx: UpdateContext, desk: Desk, agent_id: int | None = None) -> None:
+    """Flag (or with None unflag) the case's account, recorded in the case and in the audit trail."""
+    agent_id = agent_id or (message.from_user.id if message.from_user else 0)
+    account = await ctx.db.get(Account, case.account_pk) if case.account_pk else None
+    if account is None:
+        await message.reply(_("No flag is possible: the person is not verified, so no account is known."))
+        return
+    if flag is None:
+        flag = ctx.contacts.unflag(account)
+        if flag is None:
+            await message.reply(_("Account {account} has no flag.").format(account=escape(account.account_id)))
+            return
+        kind, text = "unflag", _("Account {account}: the flag ({flag}) is removed; the usual contact rules apply again.")
+    else:
+        ctx.contacts.flag(account, flag)
+        kind, text = "flag", _(
+            "Account {account} flagged: {flag}. The bank starts no messages to it, and everything its cardholder writes comes to a person."
+        )
+    await ctx.cases.record(case, f"agent:{agent_id}", kind, flag)
+    ctx.audit.record("decision", f"account_{kind}", case.chat_id, f"{flag} by agent {agent_id}", account_pk=account.id)
+    note = text.format(account=escape(account.account_id), flag=desk.flag_name(flag))
+    await message.reply(note)
+    if message.message_thread_id != case.topic_id:
+        await desk.post(case, note)
+
+
+def flag_keyboard(case: Case, desk: Desk) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for flag in FLAGS:
+        builder.button(text=desk.flag_name(flag), callback_data=FlagAction(case_id=case.id, flag=flag))
+    builder.adjust(1)
+    return builder.as_markup()
 
 
 async def queue(message: Message, ctx: UpdateContext) -> None:
@@ -223,16 +333,19 @@ async def stale_button(query: CallbackQuery, callback_answer: CallbackAnswer) ->
     callback_answer.text = _("This button is no longer active.")
 
 
-async def tell_cardholder(
-    bot: Bot, desk: Desk, case: Case, text: str, markup: InlineKeyboardMarkup | None = None
-) -> bool:
-    try:
-        with filed_under(case.account_pk):
-            await bot.send_message(case.chat_id, text, reply_markup=markup)
-    except TelegramForbiddenError:
-        await desk.post(case, _("The cardholder has blocked the bot: they did not receive the last message."))
-        return False
-    return True
+async def report(desk: Desk, case: Case, delivery: Delivery, policy: Policy, reply_to: Message | None = None) -> None:
+    """Tell the agent what became of a message to the cardholder that did not simply go: blocked,
+    held (until when) or refused (why); in reply to the agent's message, or in the case's topic."""
+    if delivery.status == "blocked":
+        note: str | None = _("Not delivered: the cardholder has blocked the bot.")
+    else:
+        note = desk.decision_note(delivery.decision, policy.bank.timezone) if delivery.decision else None
+    if note is None:
+        return
+    if reply_to is not None:
+        await reply_to.reply(note)
+    else:
+        await desk.post(case, note)
 
 
 def create_router(agent_chat_id: int | None) -> Router:
@@ -249,8 +362,11 @@ def create_router(agent_chat_id: int | None) -> Router:
     router.callback_query.register(
         proposal_decision, ProposalAction.filter(F.action.in_({"approve", "change", "decline"})), InCaseTopic(), flags=owner
     )
+    router.callback_query.register(flag_chosen, FlagAction.filter())
     router.callback_query.register(stale_button)
     router.message.register(queue, Command("queue"))
+    router.message.register(flag_command, Command("flag"))
+    router.message.register(unflag_command, Command("unflag"))
     router.message.register(note, Command("note"), InCaseTopic(), flags=owner)
     router.message.register(offer, Command("offer"), InCaseTopic(), flags=owner)
     router.message.register(resolve_command, Command("resolve"), InCaseTopic(), flags=owner)

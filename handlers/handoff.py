@@ -21,7 +21,7 @@ from bot.domain.masking import mask_text
 from bot.domain.phones import mask_phone
 from bot.domain.policy import Policy
 from bot.formatting import money, when
-from bot.services.cases import CaseHistory, CaseService
+from bot.services.cases import DISPUTE, CaseHistory, CaseService
 from handlers.common import bank_contact_text
 from handlers.keyboards import CaseAction, PersonRequest, RateCase
 from handlers.prompts import reader_locale
@@ -38,6 +38,13 @@ class HandoffWords(Filter):
             return False
         reason = policy.handoff.reason_in(text, reader_locale())
         return {"reason": reason} if reason else False
+
+
+class AccountFlagged(Filter):
+    """The chat's account carries a special-situation flag: whatever its cardholder writes goes to a person."""
+
+    async def __call__(self, event: TelegramObject, ctx: UpdateContext) -> bool:
+        return ctx.account is not None and ctx.account.contact_flag is not None
 
 
 class CaseOpen(Filter):
@@ -78,6 +85,12 @@ def case_card(case: Case, account: Account | None, history: CaseHistory, policy:
                 minimum=money(account.minimum_due, account.currency, locale),
             ),
         ]
+        if account.contact_flag:
+            lines.append(
+                _("FLAGGED: {flag}. The bank starts no messages to this account; everything its cardholder writes comes here.").format(
+                    flag=Desk.flag_name(account.contact_flag)
+                )
+            )
         if account.payment_claimed_at:
             lines.append(_("The cardholder says they have paid: check the proof in this topic."))
         if history.offers:
@@ -199,7 +212,7 @@ async def open_case_topic(desk: Desk, cases: CaseService, case: Case, account: A
 
 async def relay_to_agents(message: Message, case: Case, cases: CaseService, desk: Desk) -> str:
     text = message.text or message.caption or f"[{message.content_type}]"
-    delivery = await desk.relay(cases, case, "to_agents", message.chat.id, message.message_id, text)
+    delivery = await desk.relay_to_agents(cases, case, message.chat.id, message.message_id, text)
     return delivery.status
 
 
@@ -231,22 +244,34 @@ async def payment_proof(message: Message, ctx: UpdateContext, desk: Desk | None,
     )
 
 
-async def relay_cardholder(message: Message, ctx: UpdateContext, desk: Desk | None) -> None:
+async def relay_cardholder(message: Message, ctx: UpdateContext, desk: Desk | None, policy: Policy) -> None:
     """Carry the cardholder's message into the case topic.
 
     While the case waits, the bot confirms it was added; once an agent owns the case the bot says
-    nothing of its own, only relays.
+    nothing of its own, only relays. Words of a dispute make the case a dispute case.
     """
     open_case, cases, account = ctx.open_case, ctx.cases, ctx.account
     if desk is None or open_case is None:
         return
     if account is not None and (message.photo or message.document):
         await cases.mark_payment_claimed(account)
+    if policy.handoff.reason_in(message.text or message.caption or "", reader_locale()) == DISPUTE and cases.raise_dispute(open_case):
+        with desk.speaking():
+            await desk.post(open_case, _("New request in this case: {reason}.").format(reason=DISPUTE))
     status = await relay_to_agents(message, open_case, cases, desk)
     if status == "failed":
         await message.answer(_("Sorry, your message could not be passed on. Please send it again in a moment."))
     elif status in ("sent", "queued") and open_case.status == "waiting":
         await message.answer(_("Added to your case: a person will read it."))
+
+
+async def flagged_message(message: Message, ctx: UpdateContext, desk: Desk | None, policy: Policy) -> None:
+    """A flagged account's cardholder: whatever they write, commands too (but /stop, which is
+    recorded as usual), goes to a person; without a desk they are given the bank's contact."""
+    if desk is not None and ctx.open_case is not None:
+        await relay_cardholder(message, ctx, desk, policy)
+        return
+    await hand_off(message, reason="flagged", account=ctx.account, cases=ctx.cases, desk=desk, policy=policy, relay_message=True)
 
 
 async def silent_button(query: CallbackQuery) -> None:
@@ -265,7 +290,8 @@ async def rate(query: CallbackQuery, callback_data: RateCase, ctx: UpdateContext
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.register(relay_cardholder, CaseOpen(claimed=True))
+    router.message.register(relay_cardholder, CaseOpen(claimed=True), ~Command("stop"))  # /stop is recorded, not relayed
+    router.message.register(flagged_message, AccountFlagged(), ~Command("stop"))  # /stop is still recorded
     router.callback_query.register(
         silent_button, CaseOpen(claimed=True), ~F.data.startswith("offer:"), ~F.data.startswith("rate:")
     )

@@ -63,6 +63,13 @@ class ProposalAction(CallbackData, prefix="prop"):
     offer_id: RowId
 
 
+class FlagAction(CallbackData, prefix="flag"):
+    """An agent's choice of a special situation for a case's account (`bot.services.contact.FLAGS`)."""
+
+    case_id: RowId
+    flag: str
+
+
 class RateCase(CallbackData, prefix="rate"):
     case_id: RowId
     score: Annotated[int, Field(ge=1, le=5)]

@@ -41,6 +41,7 @@ from bot.services.arrangements import (
 )
 from bot.services.cases import CaseService
 from bot.settings import Settings
+from handlers.balance import under_review_text
 from handlers.common import bank_contact_text
 from handlers.handoff import hand_off
 from handlers.keyboards import (
@@ -256,7 +257,10 @@ async def show_plans(message: Message, state: FSMContext, settling: Settling, se
     await state.set_state(None)
     account = settling.account
     menu = await settling.arrangements.menu(account, message.chat.id)
-    await message.answer(menu_text(account, menu), reply_markup=menu_keyboard(menu, account, settings))
+    text = menu_text(account, menu)
+    if await settling.cases.disputed(account.id):
+        text = f"{under_review_text()}\n\n{text}"
+    await message.answer(text, reply_markup=menu_keyboard(menu, account, settings))
 
 
 async def plans_button(query: CallbackQuery, state: FSMContext, settling: Settling, settings: Settings) -> None:
@@ -625,7 +629,10 @@ async def show_my_plan(message: Message, settling: Settling) -> None:
             reply_markup=main_menu_keyboard(),
         )
         return
-    await message.answer(arrangement_text(current, reader_locale()), reply_markup=main_menu_keyboard())
+    text = arrangement_text(current, reader_locale())
+    if await settling.cases.disputed(settling.account.id):
+        text = f"{under_review_text()}\n\n{text}"
+    await message.answer(text, reply_markup=main_menu_keyboard())
 
 
 def create_router() -> Router:

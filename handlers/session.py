@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiogram import Router
-from aiogram.filters import Filter
+from aiogram.filters import Command, Filter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, TelegramObject
 from aiogram.utils.i18n import gettext as _
@@ -35,6 +35,6 @@ async def session_expired_button(query: CallbackQuery, state: FSMContext, sessio
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.register(session_expired, SessionExpired())
+    router.message.register(session_expired, SessionExpired(), ~Command("stop"))  # an opt-out needs no sign-in
     router.callback_query.register(session_expired_button, SessionExpired())
     return router

@@ -44,6 +44,10 @@ class Account(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     """When an import (of accounts or payments) first brought both the balance and the overdue amount
     to zero; cleared when either is owed again. Retention is counted from it (`bot.services.retention`)."""
+    contact_flag: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """A special situation an agent recorded (`bot.services.contact.FLAGS`): the bank starts no
+    message to the account, and whatever its cardholder writes goes to a person."""
+    contact_flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class VerificationLock(Base):
@@ -261,6 +265,15 @@ class Relay(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", name="fk_relays_contact"), nullable=True)
+    """The record of a message the bank started (an agent's message after the cardholder went quiet)."""
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """A held relay (status "held") goes at this moment, when the contact rules allow it."""
+    text_out: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """What the cardholder gets instead of a plain copy (the agent's words with the opt-out notice,
+    HTML); cleared once sent."""
+    text_out_as: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    """"text": `text_out` is sent as a message; "caption": the media is copied with it as caption."""
 
 
 class OutboxMessage(Base):
@@ -284,6 +297,40 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", name="fk_outbox_contact"), nullable=True)
+    """The record of a message the bank started; such a message is decided again when it is sent."""
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """Not sent before this moment (a message held for the cardholder's contact hours or caps)."""
+    withheld: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """Why it will never be sent (the cardholder opted out, the account is flagged, ...)."""
+
+
+class Contact(Base):
+    """A message the bank started in a cardholder's chat, as the contact gate decided it.
+
+    Replies to what the cardholder just wrote are not recorded here. The caps count these rows:
+    sent, and held to go at `due_at` (so a held message is promised a moment the caps allow).
+    """
+
+    __tablename__ = "contacts"
+    __table_args__ = (
+        Index("ix_contacts_account_due", "account_pk", "due_at"),
+        Index("ix_contacts_chat_due", "chat_id", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), nullable=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    """"collection" (paused by a dispute or a hardship agreement) or "service" (a rating prompt)."""
+    status: Mapped[str] = mapped_column(String(16))
+    """"sent", "held", "withheld" (it will not go) or "undelivered" (Telegram refused it)."""
+    reason: Mapped[str] = mapped_column(String(32))
+    """Why it was held or withheld, or "allowed"."""
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    """When it went, or is to go."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class JobLease(Base):

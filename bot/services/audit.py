@@ -34,7 +34,11 @@ class AuditTrail:
         self.unit = unit
         self.clock = clock
 
-    def record(self, direction: str, kind: str, chat_id: int | None, payload: str = "", update_id: int | None = None) -> None:
+    def record(
+        self, direction: str, kind: str, chat_id: int | None, payload: str = "", update_id: int | None = None,
+        account_pk: int | None = None,
+    ) -> None:
+        """`account_pk`: the account the event is about, when it is not the update's own (an agent's decision)."""
         self.unit.insert_later(
             AuditEvent,
             {
@@ -42,7 +46,7 @@ class AuditTrail:
                 "direction": direction,
                 "kind": kind,
                 "chat_id": chat_id,
-                "account_pk": current_account.get(),
+                "account_pk": account_pk if account_pk is not None else current_account.get(),
                 "payload": mask_text(payload[: PAYLOAD_LIMIT * 2])[:PAYLOAD_LIMIT],
                 "update_id": update_id,
             },

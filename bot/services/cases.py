@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Exists, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
@@ -22,6 +22,13 @@ from bot.domain.masking import mask_text
 
 OPEN = ("waiting", "claimed")
 TRANSCRIPT_TAIL = 10
+DISPUTE = "dispute"
+"""A case of this reason, while open, pauses the collection messages the bank starts (`bot.services.contact`)."""
+
+
+def has_open_dispute(account_pk: int) -> Exists:
+    """Written as `uq_one_open_case_per_account`'s predicate, so that index finds the account's open case."""
+    return exists().where(Case.account_pk == account_pk, Case.status != "resolved", Case.reason == DISPUTE)
 
 
 class NotCaseOwner(DomainError):
@@ -76,8 +83,22 @@ class CaseService:
             else:
                 case = await self.session.get(Case, case_id)
             assert case is not None
+        if reason == DISPUTE:
+            self.raise_dispute(case)
         await self.record(case, "cardholder", "trigger", f"{reason}: {text}".strip(": "))
         return Opened(case, created=created)
+
+    @staticmethod
+    def raise_dispute(case: Case) -> bool:
+        """The cardholder disputes something in an open case: it becomes a dispute case (True when it was not one)."""
+        if case.reason == DISPUTE:
+            return False
+        case.reason = DISPUTE
+        return True
+
+    async def disputed(self, account_pk: int) -> bool:
+        """A dispute case is open for the account: its amount is under review."""
+        return bool(await self.session.scalar(select(has_open_dispute(account_pk))))
 
     async def _insert_once(self, model: type[Case] | type[Relay], values: dict[str, object]) -> int | None:
         """Insert a row unless a unique rule forbids it: its id, or None (nothing else is undone)."""

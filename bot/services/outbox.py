@@ -11,14 +11,18 @@ The update sends each right after its commit. Whatever is left (the process was 
 failed past the retries) is found here by the courier (`bot.courier`) and completed, at start-up
 and then every few seconds. Each is due only after `GRACE`, so the courier never races an update
 that is still sending it.
+
+A message the bank started that the contact gate held (`bot.services.contact`) waits too: an outbox
+row with `not_before`, or a relay whose status is "held". It is due at that moment, not after the
+grace: no update is sending it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
@@ -51,14 +55,23 @@ class Outbox:
         self.session = session
         self.clock = clock
 
-    async def message(self, key: str, chat_id: int, text: str, reply_markup: str | None = None) -> OutboxMessage | None:
-        """Record a message to send; None when one with this key was recorded already."""
+    async def message(
+        self,
+        key: str,
+        chat_id: int,
+        text: str,
+        reply_markup: str | None = None,
+        *,
+        contact_id: int | None = None,
+        not_before: datetime | None = None,
+    ) -> OutboxMessage | None:
+        """Record a message to send (at `not_before`, if given); None when one with this key was recorded already."""
         insert = insert_for(self.session)
         message_id = await self.session.scalar(
             insert(OutboxMessage)
             .values(
                 key=key, chat_id=chat_id, account_pk=current_account.get(), text=text, reply_markup=reply_markup,
-                created_at=self.clock.now(), attempts=0,
+                created_at=self.clock.now(), attempts=0, contact_id=contact_id, not_before=not_before,
             )
             .on_conflict_do_nothing(index_elements=["key"])
             .returning(OutboxMessage.id)
@@ -73,12 +86,30 @@ class Outbox:
         message.attempts += 1
         message.last_error = error[:ERROR_LIMIT]
 
+    @staticmethod
+    def hold(message: OutboxMessage, until: datetime) -> None:
+        message.not_before = until
+
+    @staticmethod
+    def withhold(message: OutboxMessage, reason: str) -> None:
+        """It will never be sent (the gate said so); kept as the record of what was not said."""
+        message.withheld = reason
+
     async def due(self, grace: timedelta = GRACE, limit: int = 100) -> Due:
-        """What was recorded more than `grace` ago and is not done yet, oldest first."""
-        before = self.clock.now() - grace
+        """What was recorded more than `grace` ago and is not done yet, and what was held until now, oldest first."""
+        now = self.clock.now()
+        before = now - grace
         messages = await self.session.scalars(
             select(OutboxMessage)
-            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.created_at < before, OutboxMessage.attempts < MAX_ATTEMPTS)
+            .where(
+                OutboxMessage.sent_at.is_(None),
+                OutboxMessage.withheld.is_(None),
+                OutboxMessage.attempts < MAX_ATTEMPTS,
+                or_(
+                    and_(OutboxMessage.not_before.is_(None), OutboxMessage.created_at < before),
+                    OutboxMessage.not_before <= now,
+                ),
+            )
             .order_by(OutboxMessage.id)
             .limit(limit)
         )
@@ -96,10 +127,11 @@ class Outbox:
             select(Relay)
             .join(Case, Case.id == Relay.case_id)
             .where(
-                Relay.status.in_(("pending", "failed")),
-                Relay.created_at < before,
+                or_(
+                    and_(Relay.status.in_(("pending", "failed")), Relay.created_at < before, Case.status.in_(OPEN)),
+                    and_(Relay.status == "held", Relay.not_before <= now),  # an agent's words go even if the case closed since
+                ),
                 Relay.attempts < MAX_ATTEMPTS,
-                Case.status.in_(OPEN),
                 or_(Relay.direction != "to_agents", Case.topic_id.is_not(None)),
             )
             .order_by(Relay.id)
