@@ -22,6 +22,7 @@ from bot.clock import Clock
 from bot.db.models import Account, Arrangement, Installment, Offer
 from bot.db.upsert import insert_for
 from bot.domain.calculator import (
+    LAST,
     AccountFigures,
     InstallmentPlan,
     Negotiation,
@@ -353,7 +354,10 @@ class ArrangementService:
         return stored
 
     def _plan_draft(self, currency: str, plan: InstallmentPlan, made_by: str = "bot") -> _Draft:
-        terms = {"method": plan.method, "months": plan.months, "rate": str(plan.rate), "principal": str(plan.principal), "start": plan.start.isoformat()}
+        terms = {
+            "method": plan.method, "months": plan.months, "rate": str(plan.rate), "principal": str(plan.principal),
+            "start": plan.start.isoformat(), "rounding": plan.rounding, "remainder": plan.remainder,
+        }
         return self._draft(OfferKind.PLAN, currency, terms, plan, made_by)
 
     def _draft(
@@ -397,7 +401,8 @@ class ArrangementService:
         if kind is OfferKind.PLAN:
             plan = make_plan(
                 terms["method"], terms["principal"], account.currency, terms["months"], Decimal(terms["rate"]),
-                start=date.fromisoformat(terms["start"]),
+                start=date.fromisoformat(terms["start"]), rounding=terms.get("rounding"),
+                remainder=terms.get("remainder", LAST),
             )
         proposal = self._proposal(kind, account.currency, terms, plan)
         return Proposal(**{**proposal.__dict__, "offer_id": offer.id})
