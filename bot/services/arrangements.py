@@ -364,7 +364,8 @@ class ArrangementService:
         offer = await self.session.get(Offer, offer_id)
         if offer is None or offer.account_pk != account.id:
             raise OfferUnavailable(Unavailable.NOT_FOUND)
-        if offer.made_by != approving if approving is not None else not _for_the_cardholder(offer.made_by):
+        allowed = offer.made_by == approving if approving is not None else _for_the_cardholder(offer.made_by)
+        if not allowed:
             raise OfferUnavailable(Unavailable.NOT_FOUND)
         if await self.session.scalar(select(Arrangement.id).where(Arrangement.offer_id == offer.id)):
             raise OfferUnavailable(Unavailable.ALREADY_ACCEPTED)
