@@ -277,7 +277,7 @@ async def create_app(settings: Settings, *, clock: Clock | None = None, token: s
     updates = UpdatesInFlight(settings.max_concurrent_updates)
     desk = None
     if settings.agent_chat_id is not None:
-        desk = Desk(bot, settings.agent_chat_id, settings.agent_ids, i18n, settings.default_locale)
+        desk = Desk(bot, settings.agent_chat_id, settings.agent_ids, i18n, settings.default_locale, settings.supervisor_ids)
     isolation = create_events_isolation(settings)
     dispatcher = create_dispatcher(settings, session_factory, policy, i18n, clock, updates, desk, isolation)
     outermost(dispatcher, UpdateMetrics(metrics))

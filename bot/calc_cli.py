@@ -2,10 +2,14 @@
 
     python -m bot calc --amount 12000 --currency CNY --months 12 \\
         [--method flat --rate 0.0075 | --method amortizing --apr 0.18] [--start 2026-12-01] [--json]
+        [--jurisdiction CN] [--rounding half_up|down] [--remainder first|last]
 
-Without --rate or --apr the method and rate come from the policy (POLICY_FILE) for that term, and
-the term must be one the policy offers (self-service or agent-only). With an explicit rate the
-command is a what-if calculation: the term only has to be 1 to 60 months and the rate in range.
+The plan is priced by the jurisdiction's pack in the policy (POLICY_FILE): --jurisdiction, or the
+currency's default, as the bot prices an account without one. Without --rate or --apr the method
+and rate are the pack's for that term, and the term must be one it offers (self-service or
+agent-only). With an explicit rate the command is a what-if calculation: the term only has to be 1
+to 60 months and the rate in range. Either way the plan is rounded as the pack says, unless
+--rounding or --remainder say otherwise.
 Every bad input raises `CalculationError` (a `DomainError`): the caller prints `error: <message>`
 and exits with status 2.
 """
@@ -21,13 +25,15 @@ from typing import Any, TextIO
 from bot.domain.calculator import (
     AMORTIZING,
     FLAT,
+    FIRST,
+    REMAINDERS,
+    ROUNDINGS,
     InstallmentPlan,
     format_amount,
     make_plan,
-    plan_for_term,
 )
 from bot.domain.errors import CalculationError, DomainError
-from bot.domain.policy import load_policy
+from bot.domain.policy import Policy, load_policy
 
 EXIT_USAGE = 2
 
@@ -54,6 +60,11 @@ def add_calc_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--apr", help="nominal annual rate for amortizing plans, a fraction (0.18 = 18 %%)")
     parser.add_argument("--start", help="the day the plan is agreed, YYYY-MM-DD (default: today); "
                         "payment k is due k months later")
+    parser.add_argument("--jurisdiction", help="the pack that prices the plan, e.g. CN (default: the currency's)")
+    parser.add_argument("--rounding", choices=ROUNDINGS, help="the per-period amount rounded half-up or down "
+                        "(default: the pack's)")
+    parser.add_argument("--remainder", choices=REMAINDERS, help="the period that takes what rounding leaves "
+                        "(default: the pack's)")
     parser.add_argument("--json", action="store_true", help="print JSON (amounts as strings) instead of a table")
 
 
@@ -67,16 +78,32 @@ def compute_plan(settings: Any, arguments: argparse.Namespace, today: date | Non
     months = _months(arguments.months)
     start = _start(arguments.start, today)
     method, rate = _method_and_rate(arguments)
+    policy = _pack_policy(load_policy(settings.policy_file), arguments)
+    conventions = policy.rules.plans
+    rounding = arguments.rounding or conventions.rounding
+    remainder = arguments.remainder or conventions.remainder
     if rate is None:
-        policy = load_policy(settings.policy_file)
-        policy_method, _ = policy.plan_terms(months, agent=True)
+        policy_method, rate = policy.plan_terms(months, agent=True)
         if method is not None and method != policy_method:
             option = "--rate" if method == FLAT else "--apr"
             raise CalculationError(
                 f"the policy prices {months} months as {policy_method}; give {option} to price it as {method}"
             )
-        return plan_for_term(arguments.amount, arguments.currency, months, policy, start=start, agent=True)
-    return make_plan(method, arguments.amount, arguments.currency, months, rate, start=start)
+        method = policy_method
+    return make_plan(
+        method, arguments.amount, arguments.currency, months, rate, start=start, rounding=rounding, remainder=remainder
+    )
+
+
+def _pack_policy(policy: Policy, arguments: argparse.Namespace) -> Policy:
+    """The policy as it applies to an account of this currency (and jurisdiction, when given)."""
+    code = getattr(arguments, "jurisdiction", None)
+    if code is not None and code.strip().upper() not in policy.jurisdictions:
+        raise CalculationError(
+            f"no jurisdiction {code!r} in the policy; its packs: {', '.join(sorted(policy.jurisdictions))}"
+        )
+    currency = str(arguments.currency or "").strip().upper()
+    return policy.for_jurisdiction(policy.pack_for(code and code.strip().upper(), currency).code)
 
 
 def _method_and_rate(arguments: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -131,8 +158,11 @@ def format_table(plan: InstallmentPlan) -> str:
         for row in plan.schedule
     ]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    rounded = "rounded half-up" if plan.rounding == "half_up" else "rounded down"
+    rest = "the first period" if plan.remainder == FIRST else "the last period"
     lines = [
         f"{title}: {money(plan.principal)} {plan.currency} over {plan.months} months, agreed {plan.start.isoformat()}",
+        f"Per-period amount {rounded}; the remainder in {rest}",
         "",
         "  ".join(cell.rjust(width) if i != 1 else cell.ljust(width) for i, (cell, width) in enumerate(zip(header, widths))),
     ]

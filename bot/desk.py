@@ -58,15 +58,28 @@ def markup_json(markup: InlineKeyboardMarkup | None) -> str | None:
 class Desk:
     """Talks to the agents' group; agents read it in the desk's language (`DEFAULT_LOCALE`)."""
 
-    def __init__(self, bot: Bot, agent_chat_id: int, agent_ids: frozenset[int], i18n: I18n, locale: str) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        agent_chat_id: int,
+        agent_ids: frozenset[int],
+        i18n: I18n,
+        locale: str,
+        supervisor_ids: frozenset[int] = frozenset(),
+    ) -> None:
         self.bot = bot
         self.chat_id = agent_chat_id
         self.agent_ids = agent_ids
+        self.supervisor_ids = supervisor_ids
         self.i18n = i18n
         self.locale = locale
 
     def is_agent(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self.agent_ids
+
+    def is_supervisor(self, user_id: int | None) -> bool:
+        """May approve or decline an agent's offer outside the policy (`SUPERVISOR_IDS`)."""
+        return user_id is not None and user_id in self.supervisor_ids
 
     @contextmanager
     def speaking(self) -> Iterator[None]:

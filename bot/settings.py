@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     default_locale: str = "en"
     agent_chat_id: int | None = None
     agent_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    supervisor_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     desk_watch_seconds: float = Field(default=60.0, gt=0, le=3600)
     policy_file: Path = DEFAULT_POLICY_FILE
     log_level: str = "INFO"
@@ -149,7 +150,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(SUPPORTED_LOCALES)}")
         return value
 
-    @field_validator("agent_ids", mode="before")
+    @field_validator("agent_ids", "supervisor_ids", mode="before")
     @classmethod
     def _agent_ids(cls, value: object) -> object:
         if isinstance(value, str):

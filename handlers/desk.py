@@ -6,6 +6,9 @@ What an agent sends the cardholder passes the contact gate (`Desk.tell_cardholde
 Every action on a case but claiming it is flagged `owner_only`: `owner_only` (the router's inner
 middleware) lets it run only for the agent who claimed the case (`CaseService.ensure_owner`) and
 answers anyone else in the desk, so nothing changes and nothing reaches the cardholder.
+
+An agent's offer outside the account's jurisdiction pack waits in the case's topic for a
+supervisor (`SUPERVISOR_IDS`, never the agent who made it), who approves or declines it there.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from aiogram.filters import Command, CommandObject, Filter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject, User
 from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.keyboard import InlineKeyboardBuilder
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.context import UpdateContext
@@ -33,12 +38,12 @@ from bot.desk import Delivery, Desk
 from bot.domain.errors import DomainError
 from bot.domain.policy import Policy
 from bot.formatting import duration, money, percent
-from bot.services.arrangements import OfferUnavailable, Proposal
+from bot.services.arrangements import AgentPlan, Decision, OfferUnavailable, OutsidePack, Proposal
 from bot.services.cases import NotCaseOwner
 from bot.services.contact import COLLECTION, FLAGS, SERVICE
 from handlers.handoff import rating_keyboard, resolve_keyboard
-from handlers.keyboards import CaseAction, FlagAction, ProposalAction
-from handlers.plans import proposal_keyboard, proposal_text
+from handlers.keyboards import CaseAction, FlagAction, ProposalAction, SupervisorAction
+from handlers.plans import payments_text, proposal_keyboard, proposal_text
 from handlers.prompts import reader_locale
 
 log = logging.getLogger(__name__)
@@ -49,6 +54,13 @@ class InDesk(Filter):
 
     async def __call__(self, event: TelegramObject, desk: Desk | None = None, event_from_user: User | None = None) -> bool:
         return desk is not None and desk.is_agent(event_from_user.id if event_from_user else None)
+
+
+class IsSupervisor(Filter):
+    """A press by someone in SUPERVISOR_IDS."""
+
+    async def __call__(self, event: TelegramObject, desk: Desk | None = None, event_from_user: User | None = None) -> bool:
+        return desk is not None and desk.is_supervisor(event_from_user.id if event_from_user else None)
 
 
 class InCaseTopic(Filter):
@@ -163,6 +175,8 @@ async def note(message: Message, command: CommandObject, case: Case, ctx: Update
 
 
 async def offer(message: Message, command: CommandObject, case: Case, ctx: UpdateContext, desk: Desk, policy: Policy) -> None:
+    """`/offer MONTHS [ANNUAL RATE]`: within the account's pack it goes to the cardholder; outside it
+    (another term, a higher rate) it waits for a supervisor, or is refused when there is none."""
     assert message.from_user is not None
     account = await ctx.db.get(Account, case.account_pk) if case.account_pk else None
     if account is None:
@@ -172,15 +186,101 @@ async def offer(message: Message, command: CommandObject, case: Case, ctx: Updat
     try:
         months = int(parts[0])
         rate = Decimal(parts[1]) if len(parts) > 1 else None
-        proposal = await ctx.arrangements.agent_offer(account, months, rate, message.from_user.id, case.chat_id)
+        wanted = ctx.arrangements.agent_plan(account, months, rate)
     except (IndexError, ValueError, InvalidOperation):
         await message.reply(_("Usage: /offer MONTHS [ANNUAL RATE], for example /offer 36 or /offer 36 0.06"))
         return
     except DomainError as error:
         await message.reply(_("No offer: {reason}").format(reason=escape(str(error))))
         return
-    await ctx.cases.record(case, f"agent:{message.from_user.id}", "offer", f"offer {proposal.offer_id}: {months} months")
-    await send_offer(case, proposal, ctx, desk, policy, message)
+    agent_id = message.from_user.id
+    summary = f"{months} months at {wanted.rate}%"
+    if wanted.outside is not None and not desk.supervisor_ids:
+        await ctx.cases.record(case, f"agent:{agent_id}", "offer_refused", f"{summary}: outside the policy ({wanted.outside.value})")
+        await message.reply(
+            _("Not sent: {reason} An offer outside the policy needs a supervisor's approval, and no supervisor is set up (SUPERVISOR_IDS).").format(
+                reason=outside_text(wanted)
+            )
+        )
+        return
+    proposal = await ctx.arrangements.agent_offer(account, wanted, agent_id, case.chat_id)
+    if wanted.outside is None:
+        await ctx.cases.record(case, f"agent:{agent_id}", "offer", f"offer {proposal.offer_id}: {summary}")
+        await send_offer(case, proposal, ctx, desk, policy, message)
+        return
+    await ctx.cases.record(
+        case, f"agent:{agent_id}", "offer_pending", f"offer {proposal.offer_id}: {summary}, outside the policy ({wanted.outside.value})"
+    )
+    builder = InlineKeyboardBuilder()
+    with desk.speaking():
+        text = _("Agent {agent} asks to offer a plan outside the policy: {reason} A supervisor approves or declines it.").format(
+            agent=agent_id, reason=outside_text(wanted)
+        ) + "\n\n" + proposal_text(proposal)
+        for action, label in (("approve", _("✅ Approve")), ("decline", _("✖️ Decline"))):
+            builder.button(text=label, callback_data=SupervisorAction(action=action, offer_id=proposal.offer_id, case_id=case.id))
+    await desk.post(case, text, builder.as_markup())
+    await message.reply(
+        _("Outside the policy: {reason} It waits for a supervisor's approval; the cardholder sees nothing until then.").format(
+            reason=outside_text(wanted)
+        )
+    )
+
+
+def outside_text(wanted: AgentPlan) -> str:
+    """Why an agent's offer is outside the account's pack, in the desk's words."""
+    locale = reader_locale()
+    if wanted.outside is OutsidePack.TERM or wanted.limit is None:
+        return _("{months} months is not a term of the policy for this account (its terms: {terms} months).").format(
+            months=wanted.plan.months, terms=", ".join(str(term) for term in wanted.terms)
+        )
+    return _("{rate} a year is above the policy's {limit} for {months} months.").format(
+        rate=percent(wanted.rate, locale), limit=percent(wanted.limit, locale), months=wanted.plan.months
+    )
+
+
+async def supervisor_decision(
+    query: CallbackQuery, callback_data: SupervisorAction, case: Case, ctx: UpdateContext, desk: Desk, policy: Policy,
+    callback_answer: CallbackAnswer,
+) -> None:
+    """A supervisor approves (the offer goes to the cardholder) or declines (it never does) an
+    agent's offer outside the policy; decided once, whoever presses first, and recorded."""
+    assert isinstance(query.message, Message)
+    supervisor = query.from_user.id
+    account = await ctx.db.get(Account, case.account_pk) if case.account_pk else None
+    if account is None:
+        callback_answer.text = _("This button is no longer active.")
+        return
+    if case.status != "claimed":
+        callback_answer.text = _("This case is resolved.")
+        return
+    approve = callback_data.action == "approve"
+    try:
+        result = await ctx.arrangements.supervise(account, callback_data.offer_id, supervisor, approve)
+    except OfferUnavailable:
+        callback_answer.text = _("This proposal is no longer valid; send a new one with /offer.")
+        await query.message.edit_reply_markup(reply_markup=None)
+        await desk.post(case, callback_answer.text)
+        return
+    if result.decision is Decision.OWN_OFFER:
+        callback_answer.text = _("You made this offer: another supervisor decides it.")
+        return
+    if result.decision is Decision.ALREADY_DECIDED:
+        callback_answer.text = _("This offer has already been decided.")
+        return
+    what = f"offer {callback_data.offer_id} of agent {result.agent_id}"
+    await ctx.cases.record(case, f"supervisor:{supervisor}", "approval" if approve else "decline", what)
+    ctx.audit.record("decision", "offer_approved" if approve else "offer_declined", case.chat_id, f"{what}: supervisor {supervisor}")
+    await query.message.edit_reply_markup(reply_markup=None)
+    if result.proposal is not None:
+        await desk.post(case, _("Approved by supervisor {supervisor}.").format(supervisor=supervisor))
+        await send_offer(case, result.proposal, ctx, desk, policy, query.message)
+    else:
+        await desk.post(case, _("Declined by supervisor {supervisor}: the offer was not sent to the cardholder.").format(supervisor=supervisor))
+
+
+async def not_a_supervisor(query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
+    """An agent who is not a supervisor pressed Approve or Decline on an offer outside the policy."""
+    callback_answer.text = _("Only a supervisor can approve or decline this offer.")
 
 
 async def send_offer(case: Case, proposal: Proposal, ctx: UpdateContext, desk: Desk, policy: Policy, reply_to: Message) -> None:
@@ -192,8 +292,13 @@ async def send_offer(case: Case, proposal: Proposal, ctx: UpdateContext, desk: D
         await report(desk, case, delivery, policy, reply_to)
         return
     plan = proposal.plan
-    summary = _("Offer sent: {months} months, APR {rate}, {payment} a month.").format(
-        months=plan.months, payment=money(plan.payment, plan.currency, desk.locale), rate=percent(plan.annual_rate, desk.locale)
+    summary = ngettext(
+        "Offer sent: {months} month, {payments}; {total} in all, APR {rate}.",
+        "Offer sent: {months} months, {payments}; {total} in all, APR {rate}.",
+        plan.months,
+    ).format(
+        months=plan.months, payments=payments_text(plan, desk.locale),
+        total=money(plan.total_paid, plan.currency, desk.locale), rate=percent(plan.annual_rate, desk.locale),
     ) if plan else _("Offer sent.")
     await reply_to.reply(summary)
 
@@ -213,15 +318,17 @@ async def proposal_decision(
         callback_answer.text = _("This button is no longer active.")
         return
     await ctx.cases.record(case, f"agent:{query.from_user.id}", "decision", f"{callback_data.action} offer {callback_data.offer_id}")
-    await query.message.edit_reply_markup(reply_markup=None)
     if callback_data.action == "approve":
         try:
             proposal = await ctx.arrangements.approve(account, callback_data.offer_id, query.from_user.id)
         except OfferUnavailable:
             await query.message.reply(_("This proposal is no longer valid; send a new one with /offer."))
             return
+        await query.message.edit_reply_markup(reply_markup=None)
         await send_offer(case, proposal, ctx, desk, policy, query.message)
-    elif callback_data.action == "change":
+        return
+    await query.message.edit_reply_markup(reply_markup=None)
+    if callback_data.action == "change":
         await query.message.reply(_("Send the cardholder another plan with /offer MONTHS [ANNUAL RATE]."))
     else:
         with desk.i18n.use_locale(case.locale):
@@ -352,6 +459,9 @@ def create_router(agent_chat_id: int | None) -> Router:
     router = Router(name=__name__)
     router.message.filter(F.chat.id == agent_chat_id)
     router.callback_query.filter(F.message.chat.id == agent_chat_id)
+    router.callback_query.register(
+        supervisor_decision, SupervisorAction.filter(F.action.in_({"approve", "decline"})), IsSupervisor(), InCaseTopic()
+    )
     router.callback_query.register(not_for_you, ~InDesk())
     router.message.filter(InDesk())
     router.message.middleware(owner_only)
@@ -363,6 +473,7 @@ def create_router(agent_chat_id: int | None) -> Router:
         proposal_decision, ProposalAction.filter(F.action.in_({"approve", "change", "decline"})), InCaseTopic(), flags=owner
     )
     router.callback_query.register(flag_chosen, FlagAction.filter())
+    router.callback_query.register(not_a_supervisor, SupervisorAction.filter())
     router.callback_query.register(stale_button)
     router.message.register(queue, Command("queue"))
     router.message.register(flag_command, Command("flag"))

@@ -70,6 +70,14 @@ class FlagAction(CallbackData, prefix="flag"):
     flag: str
 
 
+class SupervisorAction(CallbackData, prefix="sup"):
+    """A supervisor's answer to an agent's offer outside the policy: ids only, the server checks again."""
+
+    action: str  # "approve" or "decline"
+    offer_id: RowId
+    case_id: RowId
+
+
 class RateCase(CallbackData, prefix="rate"):
     case_id: RowId
     score: Annotated[int, Field(ge=1, le=5)]

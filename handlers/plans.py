@@ -16,7 +16,9 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
+from babel.lists import format_list
 
 from bot.context import UpdateContext
 from bot.courier import markup_json, send_message
@@ -334,30 +336,75 @@ async def accept_offer(
             await send_message(query.bot or query.message.bot, settling.outbox, confirmation)
 
 
+def payments_text(plan: InstallmentPlan, locale: str) -> str:
+    """The payments as the schedule has them: the regular one, and a first or a last that differs."""
+    rows = plan.schedule
+    amount = lambda value: money(value, plan.currency, locale)  # noqa: E731
+    first = rows[0].payment if len(rows) > 1 and rows[0].payment != plan.payment else None
+    last = rows[-1].payment if len(rows) > 1 and rows[-1].payment != plan.payment else None
+    count = len(rows) - (first is not None) - (last is not None)
+    parts = []
+    if first is not None:
+        parts.append(_("a first payment of {amount}").format(amount=amount(first)))
+    if count:
+        parts.append(
+            ngettext("{count} monthly payment of {amount}", "{count} monthly payments of {amount}", count).format(
+                count=count, amount=amount(plan.payment)
+            )
+        )
+    if last is not None:
+        parts.append(_("a last payment of {amount}").format(amount=amount(last)))
+    return format_list(parts, locale=locale)
+
+
 def agreement_text(account: Account, proposal: Proposal, policy: Policy) -> str:
-    """The written terms of a hardship (personalized) installment plan, as the agreement must state them."""
+    """The written terms of a hardship (personalized) installment plan: its figures from the schedule,
+    its terms from the account's jurisdiction pack, and the language it is written in."""
     plan = proposal.plan
     assert plan is not None
     locale = reader_locale()
-    last = plan.schedule[-1]
+    terms = policy.rules.hardship
+    total = sum((row.payment for row in plan.schedule), Decimal(0))
+    cost = sum((row.fee for row in plan.schedule), Decimal(0))
+    if plan.method == "flat":
+        charge = _("Cost: {rate} a month of the balance covered, {fee} in all.").format(
+            rate=percent(plan.rate * 100, locale), fee=cash(cost, plan.currency)
+        )
+    else:
+        charge = _("Interest: {rate} a year on the remaining balance, {interest} in all.").format(
+            rate=percent(plan.rate * 100, locale), interest=cash(cost, plan.currency)
+        )
+    if terms.fees_during_plan:
+        fees = _("Late fees and overdue interest are still charged under the card's terms while the plan runs.")
+    else:
+        fees = _("No late fees or overdue interest are charged while you keep to the schedule.")
+    if terms.stops_collection_messages:
+        contact = _("While you keep to the schedule, the bank sends you no collection messages.")
+    else:
+        contact = _("While the plan runs, the bank may still send you messages about the account.")
+    days = terms.ends_after_days_late
     return "\n".join(
         [
             _("Hardship installment agreement with {bank}").format(bank=escape(policy.bank.name)),
             _("Account: {account}, card ending {last4}.").format(account=escape(account.account_id), last4=account.card_last4),
             _("Balance covered: {amount} ({currency}).").format(amount=cash(plan.principal, plan.currency), currency=plan.currency),
-            _("Repayment: {months} monthly payments of {payment}, from {first} to {last}; {total} in all.").format(
-                months=plan.months,
-                payment=cash(plan.payment, plan.currency),
+            _("Repayment: {payments}, from {first} to {last}; {total} in all.").format(
+                payments=payments_text(plan, locale),
                 first=day(plan.schedule[0].due_date, locale),
-                last=day(last.due_date, locale),
-                total=cash(plan.total_paid, plan.currency),
+                last=day(plan.schedule[-1].due_date, locale),
+                total=cash(total, plan.currency),
             ),
-            _("Interest meanwhile: {rate} a year on the remaining balance ({interest} in all); no other interest, late fees or annual fees are charged while you keep to the schedule.").format(
-                rate=percent(plan.rate * 100, locale), interest=cash(plan.total_fee, plan.currency)
-            ),
+            charge,
+            fees,
             _("Your undertaking: to pay each installment by its date, and not to apply for new credit cards until the plan is settled."),
-            _("If a payment is more than 30 days late, the agreement ends and the remaining balance becomes due under the card's ordinary terms."),
-            _("The bank stops collection calls and messages while you keep to the schedule. This agreement is recorded and kept until the debt is repaid."),
+            ngettext(
+                "If a payment is more than {days} day late, the agreement ends and the remaining balance becomes due under the card's ordinary terms.",
+                "If a payment is more than {days} days late, the agreement ends and the remaining balance becomes due under the card's ordinary terms.",
+                days,
+            ).format(days=days),
+            contact,
+            # Translators: state the language of this translation itself, e.g. "本协议以简体中文订立。"
+            _("This agreement is written in English. The bank keeps a record of it with your account."),
         ]
     )
 

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -72,6 +73,25 @@ def test_rate_from_the_policy():
     assert agent_term.method == "amortizing" and str(agent_term.rate) == "0.06"
 
 
+def test_the_currencys_pack_prices_and_rounds_the_plan():
+    # USD accounts belong to the US pack: 12 months amortize at 9.90 %, as the bot shows them
+    plan = compute_plan(SETTINGS, parse("--amount", "5200", "--currency", "USD", "--months", "12"), today=date(2026, 12, 1))
+    assert (plan.method, str(plan.rate), plan.rounding, plan.remainder) == ("amortizing", "0.0990", "half_up", "last")
+    assert plan.payment == Decimal("456.93") and plan.last_payment == Decimal("456.82")
+    cn = compute_plan(SETTINGS, parse("--amount", "5200", "--currency", "USD", "--months", "12", "--jurisdiction", "cn"))
+    assert cn.method == "flat" and cn.rounding == "down"
+
+
+async def test_conventions_can_be_given(capsys):
+    arguments = parse("--amount", "10000", "--currency", "CNY", "--months", "12", "--rate", "0.006",
+                      "--start", "2026-12-31", "--remainder", "first")
+    assert await calc_command(SETTINGS, arguments) == 0
+    out = capsys.readouterr().out
+    assert "Per-period amount rounded down; the remainder in the first period" in out
+    assert " 1  2027-01-31     833.37  60.00   893.37    9166.63" in out
+    assert "12  2027-12-31     833.33  60.00   893.33       0.00" in out
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -84,6 +104,7 @@ def test_rate_from_the_policy():
         (("--amount", "12000", "--currency", "CNY", "--months", "12", "--method", "amortizing", "--rate", "0.006"), "takes --apr"),
         (("--amount", "12000", "--currency", "CNY", "--months", "12", "--method", "amortizing"), "give --apr to price it as amortizing"),
         (("--amount", "12000", "--currency", "CNY", "--months", "12", "--rate", "0.006", "--start", "31/12/2026"), "start '31/12/2026' is not a date"),
+        (("--amount", "12000", "--currency", "CNY", "--months", "12", "--jurisdiction", "XX"), "no jurisdiction 'XX' in the policy"),
     ],
 )
 async def test_bad_input_is_a_domain_error(argv, message):

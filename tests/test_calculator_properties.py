@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from decimal import Decimal, localcontext
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.domain.calculator import (
+    DOWN,
+    FIRST,
+    HALF_UP,
+    LAST,
     MAX_MONTHS,
     MIN_MINOR_UNITS_PER_MONTH,
+    REMAINDERS,
+    ROUNDINGS,
     amortizing_plan,
     currency_exponent,
     flat_fee_plan,
@@ -30,6 +36,7 @@ months = st.integers(1, MAX_MONTHS)
 flat_rates = st.integers(0, 3000).map(lambda n: Decimal(n).scaleb(-5))  # 0 to 0.03, 5 decimals
 aprs = st.integers(0, 3600).map(lambda n: Decimal(n).scaleb(-4))  # 0 to 0.36, i.e. 2 decimals of a percent
 starts = st.integers(0, 3650).map(lambda n: date(2026, 1, 1) + timedelta(days=n))
+conventions = st.tuples(st.sampled_from(ROUNDINGS), st.sampled_from(REMAINDERS))
 
 
 @st.composite
@@ -82,50 +89,101 @@ def check_annual_rate(plan) -> None:
     assert npv(plan, plan.annual_rate - half) >= 0 >= npv(plan, plan.annual_rate + half)
 
 
+def unit_of(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-currency_exponent(currency))
+
+
+def odd_index(plan) -> int:
+    """The row that takes the remainder."""
+    return 0 if plan.remainder == FIRST else plan.months - 1
+
+
 @FAST
-@given(loans(), flat_rates, starts)
-def test_flat_plans(loan, rate, start):
+@given(loans(), flat_rates, starts, conventions)
+def test_flat_plans(loan, rate, start, convention):
     principal, currency, n = loan
-    plan = flat_fee_plan(principal, currency, n, rate, start=start)
+    rounding, remainder = convention
+    plan = flat_fee_plan(principal, currency, n, rate, start=start, rounding=rounding, remainder=remainder)
     check_schedule(plan)
     check_annual_rate(plan)
+    assert (plan.rounding, plan.remainder) == convention
     fees = {row.fee for row in plan.schedule}
     assert len(fees) == 1  # the same flat fee every month
-    assert all(row.payment == plan.payment for row in plan.schedule[:-1])
-    assert plan.last_payment >= plan.payment  # only the principal's rounding difference is added
-    assert plan.last_payment - plan.payment < n * Decimal(1).scaleb(-currency_exponent(currency))
-    assert flat_fee_plan(principal, currency, n, rate, start=start) == plan  # reproducible
+    unit = unit_of(currency)
+    part = (principal / n).quantize(unit, rounding=ROUND_DOWN if rounding == DOWN else ROUND_HALF_UP)
+    odd = odd_index(plan)
+    for index, row in enumerate(plan.schedule):
+        if index != odd:
+            assert row.principal == part and row.payment == plan.payment
+    rest = plan.schedule[odd].principal
+    assert rest == principal - part * (n - 1)
+    if rounding == DOWN:  # only the principal's rounding difference is added, in the remainder's period
+        assert 0 <= rest - part < n * unit
+        assert plan.max_payment == plan.schedule[odd].payment
+    else:
+        assert abs(rest - part) <= n * unit / 2
+    assert flat_fee_plan(principal, currency, n, rate, start=start, rounding=rounding, remainder=remainder) == plan
+
+
+def level_only_remainder(plan, apr: Decimal, level: Decimal) -> Decimal:
+    """What the last payment would differ from `level` by, were every month before it `level`."""
+    unit = unit_of(plan.currency)
+    balance = plan.principal
+    with localcontext() as context:
+        context.prec = 60
+        for _ in range(plan.months - 1):
+            balance += (balance * apr / 12).quantize(unit, rounding=ROUND_HALF_UP) - level
+        return balance + (balance * apr / 12).quantize(unit, rounding=ROUND_HALF_UP) - level
 
 
 @FAST
-@given(loans(), aprs, starts)
-def test_amortizing_plans(loan, apr, start):
+@given(loans(), aprs, starts, conventions)
+def test_amortizing_plans(loan, apr, start, convention):
     principal, currency, n = loan
-    plan = amortizing_plan(principal, currency, n, apr, start=start)
+    rounding, remainder = convention
+    plan = amortizing_plan(principal, currency, n, apr, start=start, rounding=rounding, remainder=remainder)
     check_schedule(plan)
     check_annual_rate(plan)
-    payments = [row.payment for row in plan.schedule]
-    assert all(a >= b for a, b in zip(payments, payments[1:]))  # non-increasing
-    fees = [row.fee for row in plan.schedule]
-    assert all(a >= b for a, b in zip(fees, fees[1:]))  # interest falls with the balance
-    # the level payment is the standard formula's, rounded, or at most one minor unit more
-    unit = Decimal(1).scaleb(-currency_exponent(currency))
+    assert (plan.rounding, plan.remainder) == convention
+    unit = unit_of(currency)
     with localcontext() as context:
-        context.prec = 40
+        context.prec = 60
+        balance = principal
+        for row in plan.schedule:  # every month's interest is its balance x APR / 12, rounded half-up
+            assert row.fee == (balance * apr / 12).quantize(unit, rounding=ROUND_HALF_UP)
+            balance -= row.principal
         r = apr / 12
         exact = principal / n if r == 0 else principal * r / (1 - (1 + r) ** -n)
-    assert -unit / 2 <= plan.payment - exact <= unit * Decimal("1.5")
+    fees = [row.fee for row in plan.schedule]
+    assert all(a >= b for a, b in zip(fees, fees[1:]))  # interest falls with the balance
+    level = plan.payment
+    payments = [row.payment for row in plan.schedule]
+    if remainder == LAST:
+        assert all(payment == level for payment in payments[:-1])
+    else:
+        assert all(payment == level for payment in payments[1:-1])
+        # the first payment takes the remainder; the last keeps at most what it would have kept
+        assert abs(plan.last_payment - level) <= abs(level_only_remainder(plan, apr, level))
+    if rounding == DOWN:
+        assert 0 <= exact - level < unit  # the formula's payment, rounded down
+    elif remainder == LAST:
+        # the formula's payment rounded half-up, or raised so that payments never increase
+        assert -unit / 2 <= level - exact <= unit * Decimal("1.5")
+        assert all(a >= b for a, b in zip(payments, payments[1:]))
+    else:
+        assert abs(level - exact) <= unit / 2
     if principal >= 10**6 * unit:  # large enough that rounding cannot move the rate by 0.005 %
         assert plan.annual_rate == (apr * 100).quantize(Decimal("0.01"))
 
 
 @FAST
-@given(loans(smallest_per_month=1), st.one_of(flat_rates, aprs), starts)
-def test_any_input_gives_a_valid_plan_or_one_clear_error(loan, rate, start):
+@given(loans(smallest_per_month=1), st.one_of(flat_rates, aprs), starts, conventions)
+def test_any_input_gives_a_valid_plan_or_one_clear_error(loan, rate, start, convention):
     principal, currency, n = loan
+    rounding, remainder = convention
     for build in (flat_fee_plan, amortizing_plan):
         try:
-            plan = build(principal, currency, n, rate, start=start)
+            plan = build(principal, currency, n, rate, start=start, rounding=rounding, remainder=remainder)
         except CalculationError as error:
             assert "too small" in str(error) or "out of range" in str(error)
             continue

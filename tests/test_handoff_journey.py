@@ -188,7 +188,12 @@ async def test_offer_from_the_desk_is_accepted_with_written_terms(bank: BotHarne
     assert any("Hardship installment agreement" in text and "not to apply for new credit cards" in text for text in texts)
     async with bank.session_factory() as session:
         arrangement = await session.scalar(select(Arrangement))
-    assert arrangement is not None and arrangement.agreement and "36 monthly payments" in arrangement.agreement
+    # A US account's 36 months amortize at the US pack's 7.90 %: $5,200.00 is 162.7093... a month
+    # exactly, so 35 payments of 162.71 and a last of 162.65, 5,857.50 in all; a payment 60 days
+    # late (the US pack's hardship terms) ends the agreement.
+    assert arrangement is not None and arrangement.agreement
+    assert "35 monthly payments of $162.71 and a last payment of $162.65" in arrangement.agreement
+    assert "$5,857.50 in all" in arrangement.agreement and "more than 60 days late" in arrangement.agreement
 
 
 async def test_what_the_desk_sends_a_cardholder_is_filed_under_their_account(bank: BotHarness) -> None:

@@ -88,10 +88,14 @@ async def test_choosing_and_accepting_a_plan(bank: BotHarness) -> None:
     assert all(len(data.encode()) <= 64 for row in menu.inline_buttons for _, data in row if data)
 
     plan = await cardholder.press("12 months")
-    assert "Schedule:" in plan[-1].text and "Annualized rate (APR): 13.03%" in plan[-1].text
+    # A US account's plan amortizes at the US pack's 9.90 %: $5,200.00 over 12 months is 456.9208 a
+    # month exactly, 456.92 would leave a larger last payment, so 11 payments of 456.93 and a last
+    # of 456.82; the IRR of those payments is the nominal 9.90 %.
+    assert "Schedule:" in plan[-1].text and "interest of 9.90% a year" in plan[-1].text
+    assert "Annualized rate (APR): 9.90%" in plan[-1].text and "12. Dec 2, 2027 — $456.82" in plan[-1].text
     accepted = await cardholder.press("Accept")
     assert "Done: your arrangement is recorded." in accepted[-1].text
-    assert "First payment: $464.53 by" in accepted[-1].text
+    assert "First payment: $456.93 by" in accepted[-1].text
 
     async with bank.session_factory() as session:
         arrangement = await session.scalar(select(Arrangement))
@@ -101,7 +105,7 @@ async def test_choosing_and_accepting_a_plan(bank: BotHarness) -> None:
     assert sum(item.amount for item in installments) == arrangement.total
 
     my_plan = await cardholder.send("/myplan")
-    assert "Next payment: $464.53 by" in my_plan[-1].text
+    assert "Next payment: $456.93 by" in my_plan[-1].text
 
 
 async def test_double_accept_creates_one_arrangement(bank: BotHarness) -> None:

@@ -13,13 +13,15 @@ from bot.i18n import LOCALES_DIR, create_i18n
 from bot.settings import PROJECT_ROOT, SUPPORTED_LOCALES
 
 
-def strings_in_code() -> set[str]:
-    found: set[str] = set()
+def strings_in_code() -> set[str | tuple[str, str]]:
+    """Every message in the code: a string, or (singular, plural) for an ngettext count."""
+    found: set[str | tuple[str, str]] = set()
     for package in ("bot", "handlers"):
         for _filename, _line, message, _comments, _context in extract_from_dir(
-            PROJECT_ROOT / package, method_map=[("**.py", "python")], keywords={"_": None, "__": None}
+            PROJECT_ROOT / package, method_map=[("**.py", "python")],
+            keywords={"_": None, "__": None, "ngettext": (1, 2)},
         ):
-            found.add(message if isinstance(message, str) else message[0])
+            found.add(message if isinstance(message, str) else (message[0], message[1]))
     return found
 
 
@@ -39,16 +41,26 @@ def test_the_code_has_strings_to_translate() -> None:
 def test_catalog_translates_every_string_in_the_code(locale: str) -> None:
     with (LOCALES_DIR / locale / "LC_MESSAGES" / "messages.po").open("rb") as source:
         catalog = read_po(source, locale=locale)
-    missing = sorted(text for text in CODE_STRINGS if catalog.get(text) is None)
-    untranslated = sorted(text for text in CODE_STRINGS if catalog.get(text) and not catalog.get(text).string)
-    fuzzy = sorted(message.id for message in catalog if message.id and message.fuzzy)
+    missing = sorted(str(text) for text in CODE_STRINGS if catalog.get(text) is None)
+    untranslated = sorted(str(text) for text in CODE_STRINGS if catalog.get(text) and not all(forms(catalog.get(text))))
+    fuzzy = sorted(str(message.id) for message in catalog if message.id and message.fuzzy)
     assert not missing, f"{locale}: not in the catalog: {missing}"
     assert not untranslated, f"{locale}: untranslated: {untranslated}"
     assert not fuzzy, f"{locale}: fuzzy: {fuzzy}"
     for text in CODE_STRINGS:
-        translation = catalog.get(text).string
-        assert placeholders(translation) == placeholders(text), f"{locale}: placeholders differ in {text!r}"
-        assert not re.search(r"<[a-z]", translation), f"{locale}: markup in {text!r}"
+        translations = forms(catalog.get(text))
+        if isinstance(text, tuple):
+            assert len(translations) == catalog.num_plurals, f"{locale}: plural forms of {text[1]!r}"
+        for translation in translations:
+            assert placeholders(translation) == placeholders(text if isinstance(text, str) else text[1]), (
+                f"{locale}: placeholders differ in {text!r}"
+            )
+            assert not re.search(r"<[a-z]", translation), f"{locale}: markup in {text!r}"
+
+
+def forms(message) -> tuple[str, ...]:
+    """A message's translation: one string, or each plural form."""
+    return message.string if isinstance(message.string, tuple) else (message.string,)
 
 
 def test_catalogs_compile_and_load() -> None:

@@ -6,15 +6,27 @@ currency's minor unit as Babel knows it (JPY 0 decimals, CNY 2, KWD 3). Rates ar
 
 Installment plans
 -----------------
+A plan follows two rounding conventions, set by the account's jurisdiction (its pack's ``plans``):
+`rounding`, how the per-period amount is rounded to the minor unit ("half_up" or "down"), and
+`remainder`, which period takes what that rounding leaves ("first" or "last"). Every schedule sums
+to its total to the minor unit whatever the conventions.
+
 * **flat** (Chinese card installments, 分期): the fee each month is principal x monthly fee rate,
   on the *original* principal, rounded half-up to the minor unit and the same every month; the
-  principal is split evenly, each month rounded down to the minor unit, and the rounding difference
-  is added to the last month. Total fee = months x monthly fee.
-* **amortizing** (declining balance, e.g. a hardship plan): r = APR / 12; the payment is
-  P x r / (1 - (1 + r)^-n) rounded half-up; each month's interest is the remaining balance x r,
-  rounded half-up (both computed exactly, in rational arithmetic on whole minor units); the last month pays the exact remaining balance plus its interest. Should
-  rounding make that last payment larger than the others, the payment is raised by one minor unit
-  until it is not, so payments never increase.
+  principal is split evenly, each month's part rounded by `rounding` (default down), and the
+  period named by `remainder` (default the last) repays the rest. Total fee = months x monthly fee.
+* **amortizing** (declining balance, e.g. a hardship plan): r = APR / 12; the level payment is
+  P x r / (1 - (1 + r)^-n) rounded by `rounding` (default half-up); each month's interest is the
+  remaining balance x r, rounded half-up (both computed exactly, in rational arithmetic on whole
+  minor units). With the remainder last, the last month pays the exact remaining balance plus its
+  interest; rounded half-up, should that last payment come out larger than the others, the level
+  payment is raised by one minor unit until it is not, so payments never increase. With the
+  remainder first, the first month pays what makes the level payment come out even in the last:
+  every month between pays the level payment, and the last one pays the exact remaining balance
+  plus its interest. That is the level payment unless the monthly roundings of interest leave a few
+  minor units that no first payment can absorb (about a third of plans); they are settled in the
+  last month, never more than the remainder last would have put there, and never by an interest
+  other than balance x r.
 
 Payment k falls due k calendar months after the plan's start date, on the start's day of the month
 or the month's last day when it has no such day (start Dec 31: Jan 31, Feb 28/29, Mar 31).
@@ -51,6 +63,7 @@ from typing import TYPE_CHECKING, Any
 from babel.numbers import get_currency_precision, list_currencies
 
 from bot.domain.errors import CalculationError
+from bot.domain.jurisdiction import REMAINDERS, ROUNDINGS
 
 if TYPE_CHECKING:
     from bot.domain.policy import Policy, Stage
@@ -58,6 +71,9 @@ if TYPE_CHECKING:
 FLAT = "flat"
 AMORTIZING = "amortizing"
 METHODS = (FLAT, AMORTIZING)
+HALF_UP, DOWN = ROUNDINGS
+FIRST, LAST = REMAINDERS
+DEFAULT_ROUNDING = {FLAT: DOWN, AMORTIZING: HALF_UP}
 
 MAX_MONTHS = 60  # five years: the longest installment plan allowed (CN Measures, Art. 70)
 MAX_FLAT_MONTHLY_RATE = Decimal("0.03")  # 3 % a month flat is already about 60 % a year
@@ -159,6 +175,14 @@ def _rate(value: object, high: Decimal, what: str, hint: str) -> Decimal:
     return rate
 
 
+def _conventions(rounding: object, remainder: object) -> tuple[str, str]:
+    if rounding not in ROUNDINGS:
+        raise CalculationError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
+    if remainder not in REMAINDERS:
+        raise CalculationError(f"remainder must be one of {', '.join(REMAINDERS)}, got {remainder!r}")
+    return rounding, remainder  # type: ignore[return-value]
+
+
 def _start(value: object) -> date:
     if not isinstance(value, date) or hasattr(value, "hour"):
         raise CalculationError(f"start must be a date such as 2026-12-01, got {value!r}")
@@ -248,11 +272,9 @@ class InstallmentPlan:
     total_fee: Decimal  # all fees (flat) or all interest (amortizing)
     total_paid: Decimal  # principal + total_fee
     annual_rate: Decimal  # disclosed annualized rate in PERCENT, 2 decimals: Decimal("13.03") = 13.03 %
-
-    @property
-    def payment(self) -> Decimal:
-        """The regular monthly payment (the first one)."""
-        return self.schedule[0].payment
+    payment: Decimal  # the regular monthly payment: that of every period but the one taking the remainder
+    rounding: str = DOWN  # how the per-period amount was rounded: "half_up" or "down"
+    remainder: str = LAST  # the period that took what rounding left: "first" or "last"
 
     @property
     def max_payment(self) -> Decimal:
@@ -260,8 +282,13 @@ class InstallmentPlan:
         return max(self.schedule[0].payment, self.schedule[-1].payment)
 
     @property
+    def first_payment(self) -> Decimal:
+        return self.schedule[0].payment
+
+    @property
     def last_payment(self) -> Decimal:
         return self.schedule[-1].payment
+
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: amounts and rates as strings, dates in ISO format."""
@@ -274,6 +301,8 @@ class InstallmentPlan:
             "rate": str(self.rate),
             "rate_unit": "monthly fee, fraction of the principal" if self.method == FLAT else "APR, fraction",
             "start": self.start.isoformat(),
+            "rounding": self.rounding,
+            "remainder": self.remainder,
             "payment": money(self.payment),
             "total_fee": money(self.total_fee),
             "total_paid": money(self.total_paid),
@@ -293,47 +322,67 @@ class InstallmentPlan:
 
 
 def flat_fee_plan(
-    principal: Decimal | int | str, currency: str, months: int, monthly_rate: Decimal | int | str, *, start: date
+    principal: Decimal | int | str,
+    currency: str,
+    months: int,
+    monthly_rate: Decimal | int | str,
+    *,
+    start: date,
+    rounding: str = DOWN,
+    remainder: str = LAST,
 ) -> InstallmentPlan:
     """A flat-fee installment plan: fee each month = principal x monthly_rate; principal split evenly."""
     code, exponent = _currency(currency)
     amount = _money(principal, code, exponent)
     n = _months(months)
     rate = _rate(monthly_rate, MAX_FLAT_MONTHLY_RATE, "flat monthly fee rate", "write 0.0075 for 0.75 % a month")
+    rounding, remainder = _conventions(rounding, remainder)
     start = _start(start)
     _check_splittable(amount, n, code, exponent)
     dates = due_dates(start, n)
     unit = _unit(exponent)
     with localcontext(_CONTEXT):
-        part = (amount / n).quantize(unit, rounding=ROUND_DOWN)
+        part = (amount / n).quantize(unit, rounding=ROUND_DOWN if rounding == DOWN else ROUND_HALF_UP)
         fee = (amount * rate).quantize(unit, rounding=ROUND_HALF_UP)
-        payment = part + fee
+        rest = amount - part * (n - 1)
+        parts = [rest] + [part] * (n - 1) if remainder == FIRST else [part] * (n - 1) + [rest]
         rows = []
         remaining = amount
-        for k in range(n - 1):
-            remaining -= part
-            rows.append(_row(k + 1, dates[k], part, fee, payment, remaining))
-        rows.append(_row(n, dates[-1], remaining, fee, remaining + fee, remaining - remaining))
+        for k, share in enumerate(parts):
+            remaining -= share
+            rows.append(_row(k + 1, dates[k], share, fee, share + fee, remaining))
         total_fee = fee * n
-        last = remaining + fee
-    annual = _annual_rate(amount, float(payment), n - 1, float(last), fee == 0)
-    return InstallmentPlan(FLAT, amount, code, n, rate, start, tuple(rows), total_fee, amount + total_fee, annual)
+        payment = part + fee
+    first, last = rows[0].payment, rows[-1].payment
+    annual = _annual_rate(amount, float(first), float(payment), n - 1, float(last), fee == 0)
+    return InstallmentPlan(
+        FLAT, amount, code, n, rate, start, tuple(rows), total_fee, amount + total_fee, annual, payment, rounding,
+        remainder,
+    )
 
 
 def amortizing_plan(
-    principal: Decimal | int | str, currency: str, months: int, apr: Decimal | int | str, *, start: date
+    principal: Decimal | int | str,
+    currency: str,
+    months: int,
+    apr: Decimal | int | str,
+    *,
+    start: date,
+    rounding: str = HALF_UP,
+    remainder: str = LAST,
 ) -> InstallmentPlan:
     """Equal payments on the declining balance at a nominal annual rate (APR / 12 a month)."""
     code, exponent = _currency(currency)
     amount = _money(principal, code, exponent)
     n = _months(months)
     annual = _rate(apr, MAX_APR, "APR", "write 0.18 for 18 % a year")
+    rounding, remainder = _conventions(rounding, remainder)
     start = _start(start)
     _check_splittable(amount, n, code, exponent)
     dates = due_dates(start, n)
     unit = _unit(exponent)
     # Exact rational arithmetic in whole minor units, r = APR / 12 = numerator / denominator:
-    # payment = round_half_up(P r (1+r)^n / ((1+r)^n - 1)), interest = round_half_up(balance x r).
+    # payment = P r (1+r)^n / ((1+r)^n - 1) rounded, interest = round_half_up(balance x r).
     numerator, denominator = annual.as_integer_ratio()
     denominator *= 12
     balance = int(amount.scaleb(exponent))
@@ -342,65 +391,132 @@ def amortizing_plan(
     else:
         grown = (denominator + numerator) ** n
         top, bottom = balance * numerator * grown, denominator * (grown - denominator**n)
-    level = (2 * top + bottom) // (2 * bottom)
-    for _attempt in range(100):
-        interests, left = _interests(balance, n, numerator, denominator, level)
-        last_interest = (2 * left * numerator + denominator) // (2 * denominator)
-        if left + last_interest <= level:
-            break
-        level += 1
-    else:  # pragma: no cover - rounding never drifts this far within the limits above
-        raise CalculationError(f"no level payment repays {amount} {code} in {n} months")
-    if interests and interests[0] >= level or left <= 0:
-        raise CalculationError(f"amount {amount} {code} is too small for a {n}-month plan")
+    level = (2 * top + bottom) // (2 * bottom) if rounding == HALF_UP else top // bottom
+    if remainder == FIRST and n > 1:
+        first = _first_payment(balance, n, numerator, denominator, level)
+        interests, left = _interests(balance, n, numerator, denominator, level, first)
+        last_interest = _interest(left, numerator, denominator)
+    else:
+        for _attempt in range(100):
+            interests, left = _interests(balance, n, numerator, denominator, level)
+            last_interest = _interest(left, numerator, denominator)
+            if rounding == DOWN or left + last_interest <= level:
+                break
+            level += 1
+        else:  # pragma: no cover - rounding never drifts this far within the limits above
+            raise CalculationError(f"no level payment repays {amount} {code} in {n} months")
+        first = level
+    too_small = CalculationError(f"amount {amount} {code} is too small for a {n}-month plan")
+    if left <= 0:
+        raise too_small
     payment = Decimal(level) * unit
     rows = []
     remaining = amount
+    paid = Decimal(first) * unit
     for k in range(n - 1):
         interest = Decimal(interests[k]) * unit
-        part = payment - interest
+        part = paid - interest
+        if part <= 0:
+            raise too_small
         remaining -= part
-        rows.append(_row(k + 1, dates[k], part, interest, payment, remaining))
+        rows.append(_row(k + 1, dates[k], part, interest, paid, remaining))
+        paid = payment
     last_fee = Decimal(last_interest) * unit
     last = remaining + last_fee
     rows.append(_row(n, dates[-1], remaining, last_fee, last, remaining - remaining))
     total_fee = Decimal(sum(interests) + last_interest) * unit
-    disclosed = _annual_rate(amount, float(payment), n - 1, float(last), total_fee == 0, float(annual) / 12)
+    disclosed = _annual_rate(
+        amount, float(rows[0].payment), float(payment), n - 1, float(last), total_fee == 0, float(annual) / 12
+    )
     return InstallmentPlan(
-        AMORTIZING, amount, code, n, annual, start, tuple(rows), total_fee, amount + total_fee, disclosed
+        AMORTIZING, amount, code, n, annual, start, tuple(rows), total_fee, amount + total_fee, disclosed, payment,
+        rounding, remainder,
     )
 
 
-def _interests(balance: int, n: int, numerator: int, denominator: int, payment: int) -> tuple[list[int], int]:
-    """Interest of months 1..n-1 (minor units, half-up) at a level payment, and the balance left."""
+def _interest(balance: int, numerator: int, denominator: int) -> int:
+    """balance x r in minor units, rounded half-up."""
+    return (2 * balance * numerator + denominator) // (2 * denominator)
+
+
+def _interests(
+    balance: int, n: int, numerator: int, denominator: int, payment: int, first: int | None = None
+) -> tuple[list[int], int]:
+    """Interest of months 1..n-1 (minor units, half-up) at a level payment (`first` in month 1, when
+    given), and the balance left."""
     interests = []
     twice = 2 * denominator
+    paid = payment if first is None else first
     for _ in range(n - 1):
         interest = (2 * balance * numerator + denominator) // twice
         interests.append(interest)
-        balance += interest - payment
+        balance += interest - paid
+        paid = payment
         if balance <= 0:
             break
     return interests, balance
 
 
+def _first_payment(balance: int, n: int, numerator: int, denominator: int, level: int) -> int:
+    """The first payment after which `level` a month leaves a last payment (the balance left plus its
+    interest) as near `level` as whole minor units allow: usually exactly it, and never further from
+    it than with `level` paid in month 1 too (the remainder left in the last period).
+
+    Paying one unit more in month 1 leaves about (1 + r)^(n-1) units less at the end, so the search
+    starts where the last-period remainder, carried back to month 1, puts it; the interest of each
+    month is rounded, so the nearest is looked for a few units either side.
+    """
+    _, left = _interests(balance, n, numerator, denominator, level)
+    excess = left + _interest(left, numerator, denominator) - level  # the remainder, were it last
+    best, best_gap = level, abs(excess)
+    guess = level + round(excess / (1 + numerator / denominator) ** (n - 1))
+    for step in range(2 * _FIRST_SEARCH + 1):
+        if best_gap == 0:
+            break
+        first = guess + (step + 1) // 2 * (1 if step % 2 else -1)  # guess, +1, -1, +2, -2 ...
+        interests, left = _interests(balance, n, numerator, denominator, level, first)
+        if left <= 0 or len(interests) < n - 1:
+            continue
+        gap = abs(left + _interest(left, numerator, denominator) - level)
+        if gap < best_gap:
+            best, best_gap = first, gap
+    return best
+
+
+_FIRST_SEARCH = 12  # units either side of the estimate
+
+
 def make_plan(
-    method: str, principal: Decimal | int | str, currency: str, months: int, rate: Decimal | int | str, *, start: date
+    method: str,
+    principal: Decimal | int | str,
+    currency: str,
+    months: int,
+    rate: Decimal | int | str,
+    *,
+    start: date,
+    rounding: str | None = None,
+    remainder: str = LAST,
 ) -> InstallmentPlan:
-    """`flat_fee_plan` or `amortizing_plan` by name."""
-    if method == FLAT:
-        return flat_fee_plan(principal, currency, months, rate, start=start)
-    if method == AMORTIZING:
-        return amortizing_plan(principal, currency, months, rate, start=start)
-    raise CalculationError(f"unknown method {method!r}; use flat or amortizing")
+    """`flat_fee_plan` or `amortizing_plan` by name; `rounding` defaults to the method's own (flat
+    down, amortizing half-up)."""
+    if method not in METHODS:
+        raise CalculationError(f"unknown method {method!r}; use flat or amortizing")
+    build = flat_fee_plan if method == FLAT else amortizing_plan
+    return build(
+        principal, currency, months, rate, start=start, rounding=rounding or DEFAULT_ROUNDING[method], remainder=remainder
+    )
 
 
 def plan_for_term(
     principal: Decimal | int | str, currency: str, months: int, policy: Policy, *, start: date, agent: bool = False
 ) -> InstallmentPlan:
-    """The plan the policy sets for a term (its method and rate); the term must be offered."""
+    """The plan the policy sets for a term (its method and rate), rounded as its pack says; the
+    term must be offered."""
     method, rate = policy.plan_terms(_months(months), agent=agent)
-    return make_plan(method, principal, currency, months, rate, start=start)
+    plans = policy.rules.plans
+    return make_plan(
+        method, principal, currency, months, rate, start=start, rounding=plans.rounding, remainder=plans.remainder
+    )
 
 
 def available_plans(
@@ -431,23 +547,27 @@ def _plans(amount: Decimal, code: str, policy: Policy, terms: tuple[int, ...], s
 
 
 def _annual_rate(
-    principal: Decimal, payment: float, count: int, last: float, free: bool, guess: float | None = None
+    principal: Decimal, first: float, payment: float, count: int, last: float, free: bool, guess: float | None = None
 ) -> Decimal:
-    """Monthly IRR x 12 in percent, half-up to 2 decimals, of: +principal now, `count` x payment, last."""
+    """Monthly IRR x 12 in percent, half-up to 2 decimals, of: +principal now, then `count` payments
+    of `payment` (the first of them `first`), then `last`."""
     if free:
         return Decimal("0.00")
-    monthly = _level_irr(float(principal), payment, count, last, guess)
+    monthly = _level_irr(float(principal), first if count else payment, payment, count, last, guess)
     return Decimal(repr(monthly * 1200)).quantize(_PERCENT, rounding=ROUND_HALF_UP)
 
 
-def _level_irr(principal: float, payment: float, count: int, last: float, guess: float | None = None) -> float:
-    """`monthly_irr` for `count` equal payments then one last payment, in closed form (fast)."""
+def _level_irr(
+    principal: float, first: float, payment: float, count: int, last: float, guess: float | None = None
+) -> float:
+    """`monthly_irr` for `count` equal payments (the first one `first`) then one last payment, in
+    closed form (fast)."""
     n = count + 1
-    total = payment * count + last
+    total = payment * count + last + first - payment
     if total <= principal:  # pragma: no cover - fees are never negative
-        return monthly_irr(principal, (payment,) * count + (last,))
+        return monthly_irr(principal, _flows(first, payment, count, last))
     low, high = 0.0, 0.05
-    while _level_npv(principal, payment, count, last, high)[0] > 0:
+    while _level_npv(principal, first, payment, count, last, high)[0] > 0:
         low, high = high, high * 2
         if high > 1e6:  # pragma: no cover - impossible with the rate limits above
             raise CalculationError("the annualized rate cannot be computed for these payments")
@@ -455,7 +575,7 @@ def _level_irr(principal: float, payment: float, count: int, last: float, guess:
         guess = 2 * (total - principal) / (principal * (n + 1))
     rate = min(max(guess, low), high)
     for _ in range(200):
-        value, slope = _level_npv(principal, payment, count, last, rate)
+        value, slope = _level_npv(principal, first, payment, count, last, rate)
         if value > 0:
             low = rate
         else:
@@ -469,17 +589,25 @@ def _level_irr(principal: float, payment: float, count: int, last: float, guess:
     return rate  # pragma: no cover
 
 
-def _level_npv(principal: float, payment: float, count: int, last: float, rate: float) -> tuple[float, float]:
+def _flows(first: float, payment: float, count: int, last: float) -> tuple[float, ...]:
+    return ((first,) + (payment,) * (count - 1) if count else ()) + (last,)
+
+
+def _level_npv(
+    principal: float, first: float, payment: float, count: int, last: float, rate: float
+) -> tuple[float, float]:
     if rate < 1e-9:  # the closed form loses precision near 0: sum the terms instead
-        return _npv(principal, (payment,) * count + (last,), rate)
+        return _npv(principal, _flows(first, payment, count, last), rate)
     x = 1.0 + rate
+    v = 1.0 / x
     v_count = x**-count
     v_n = v_count / x
     annuity = (1.0 - v_count) / rate  # sum of v^k, k = 1..count
     d_annuity = (count * v_count / x * rate - (1.0 - v_count)) / (rate * rate)
     n = count + 1
-    value = payment * annuity + last * v_n - principal
-    slope = payment * d_annuity - n * last * v_n / x
+    odd = first - payment  # month 1 pays this much more than the others
+    value = payment * annuity + last * v_n + odd * v - principal
+    slope = payment * d_annuity - n * last * v_n / x - odd * v * v
     return value, slope
 
 

@@ -4,6 +4,10 @@ An offer is stored exactly as computed. Accepting it reloads it by id, checks th
 the verified account, has not expired and still matches the balance, recomputes it with the
 calculator and only then records the arrangement. The unique offer id on the arrangement makes a
 second Accept of the same offer harmless.
+
+An agent's offer stays within the account's jurisdiction pack (one of its terms, at most its rate
+for that term), or waits for a supervisor: stored as pending, it does not exist for the cardholder
+until a supervisor approves it, and a conditional update of its `made_by` decides it once.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from bot.clock import Clock
 from bot.db.models import Account, Arrangement, Installment, Offer
 from bot.db.upsert import insert_for
 from bot.domain.calculator import (
+    AMORTIZING,
+    LAST,
     AccountFigures,
     InstallmentPlan,
     Negotiation,
@@ -41,6 +47,11 @@ from bot.services.payments import break_overdue_promises
 
 WAITING_DAYS = 30
 NEEDS_APPROVAL = "bot:needs_approval"
+"""made_by of a bot's proposal outside self-service, until the case's agent approves it."""
+PENDING = "pending:agent:"
+"""made_by prefix (and the agent's id) of an agent's offer outside the pack, until a supervisor decides."""
+DECLINED = "declined:agent:"
+"""made_by prefix of an agent's offer a supervisor declined: it never reaches the cardholder."""
 
 
 class OfferKind(str, enum.Enum):
@@ -76,6 +87,38 @@ class Proposal:
     due_date: date  # the first (or only) payment's due date
     plan: InstallmentPlan | None = None
     waived_fee: Decimal = Decimal(0)
+
+
+class OutsidePack(str, enum.Enum):
+    """Why an agent's offer needs a supervisor."""
+
+    TERM = "term"  # not one of the pack's terms
+    RATE = "rate"  # above the pack's rate for the term
+
+
+@dataclass(frozen=True)
+class AgentPlan:
+    """A plan an agent wants to offer, priced and checked against the account's pack, not yet stored."""
+
+    plan: InstallmentPlan
+    outside: OutsidePack | None  # None: within the pack, it may go to the cardholder at once
+    terms: tuple[int, ...]  # the pack's terms (self-service and agent-only)
+    rate: Decimal  # the offer's annualized rate, in percent
+    limit: Decimal | None  # the pack's annualized rate for the term, in percent; None: not a pack term
+
+
+class Decision(enum.Enum):
+    APPROVED = "approved"
+    DECLINED = "declined"
+    ALREADY_DECIDED = "already_decided"  # decided before, by this supervisor or another
+    OWN_OFFER = "own_offer"  # the supervisor made the offer: another supervisor decides it
+
+
+@dataclass(frozen=True)
+class SupervisorDecision:
+    decision: Decision
+    agent_id: int | None  # who made the offer
+    proposal: Proposal | None = None  # APPROVED: what goes to the cardholder
 
 
 @dataclass(frozen=True)
@@ -203,18 +246,71 @@ class ArrangementService:
         proposal = await self._store_plan(account, chat_id, negotiation.plan) if negotiation.plan else None
         return BudgetAnswer(negotiation, proposal)
 
-    async def agent_offer(
-        self, account: Account, months: int, apr: Decimal | None, agent_id: int, chat_id: int | None
-    ) -> Proposal:
-        """A plan an agent offers: any term of the policy, agent-only ones included, at the policy's
-        rate or at an annual rate the agent sets (amortizing, as hardship plans are)."""
+    def agent_plan(self, account: Account, months: int, apr: Decimal | None) -> AgentPlan:
+        """What an agent offers: a term of the account's pack at its rate (apr None), or an
+        amortizing plan at the annual rate the agent sets, checked against the pack.
+
+        Within the pack: one of its terms, at most its rate for that term (its APR, or for a flat
+        term the annualized rate of its flat plan). A term outside the pack needs a rate.
+        """
+        policy = self.policy.for_account(account)
+        conventions = policy.rules.plans
+        terms = policy.terms.offered(agent=True)
+        balance, currency, today = account.statement_balance, account.currency, self.today()
         if apr is None:
-            plan = plan_for_term(account.statement_balance, account.currency, months, self.policy, start=self.today(), agent=True)
+            plan = plan_for_term(balance, currency, months, policy, start=today, agent=True)
+            return AgentPlan(plan, None, terms, plan.annual_rate, plan.annual_rate)
+        plan = make_plan(
+            AMORTIZING, balance, currency, months, apr, start=today,
+            rounding=conventions.rounding, remainder=conventions.remainder,
+        )
+        offered = (plan.rate * 100).quantize(Decimal("0.01"))
+        if months not in terms:
+            return AgentPlan(plan, OutsidePack.TERM, terms, offered, None)
+        method, pack_rate = policy.plan_terms(months, agent=True)
+        if method == AMORTIZING:
+            limit, above = (pack_rate * 100).quantize(Decimal("0.01")), plan.rate > pack_rate
         else:
-            self.policy.plan_terms(months, agent=True)
-            plan = make_plan("amortizing", account.statement_balance, account.currency, months, apr, start=self.today())
-        proposal = await self._store_plan(account, chat_id, plan, made_by=f"agent:{agent_id}")
-        return proposal
+            limit = plan_for_term(balance, currency, months, policy, start=today, agent=True).annual_rate
+            above = plan.annual_rate > limit
+        return AgentPlan(plan, OutsidePack.RATE if above else None, terms, offered, limit)
+
+    async def agent_offer(self, account: Account, offer: AgentPlan, agent_id: int, chat_id: int | None) -> Proposal:
+        """Store an agent's offer: the cardholder's at once within the pack, else a supervisor's to decide."""
+        made_by = f"agent:{agent_id}" if offer.outside is None else f"{PENDING}{agent_id}"
+        return await self._store_plan(account, chat_id, offer.plan, made_by=made_by)
+
+    async def supervise(self, account: Account, offer_id: int, supervisor_id: int, approve: bool) -> SupervisorDecision:
+        """A supervisor approves or declines an agent's offer outside the pack, once.
+
+        Everything is checked again here: the offer is this account's and still pending, the
+        supervisor did not make it, and (to approve) it has not expired and still matches the
+        balance. A conditional update decides it: of two decisions at once, or a double tap, one
+        changes it and the others find it decided. Approved, it stays valid for the policy's offer
+        time from now (the wait for a supervisor is not the cardholder's).
+        """
+        offer = await self.session.get(Offer, offer_id, populate_existing=True)
+        if offer is None or offer.account_pk != account.id:
+            raise OfferUnavailable(Unavailable.NOT_FOUND)
+        agent_id = _pending_agent(offer.made_by)
+        if agent_id is None:
+            decided = _decided_agent(offer.made_by)
+            return SupervisorDecision(Decision.ALREADY_DECIDED, decided)
+        if agent_id == supervisor_id:
+            return SupervisorDecision(Decision.OWN_OFFER, agent_id)
+        proposal = await self.proposal(account, offer_id, approving=offer.made_by) if approve else None
+        values: dict[str, Any] = {"made_by": f"agent:{agent_id}" if approve else f"{DECLINED}{agent_id}"}
+        if approve:
+            values["expires_at"] = self.clock.now() + timedelta(minutes=self.policy.offer_expiry_minutes)
+        changed = await self.session.execute(
+            update(Offer)
+            .where(Offer.id == offer_id, Offer.made_by == offer.made_by)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if changed.rowcount != 1:
+            return SupervisorDecision(Decision.ALREADY_DECIDED, agent_id)
+        return SupervisorDecision(Decision.APPROVED if approve else Decision.DECLINED, agent_id, proposal)
 
     async def plan_for_approval(self, account: Account, plan: InstallmentPlan, chat_id: int | None) -> Proposal:
         """A plan outside self-service, stored for an agent to approve before the cardholder sees it."""
@@ -253,19 +349,23 @@ class ArrangementService:
 
     async def approve(self, account: Account, offer_id: int, agent_id: int) -> Proposal:
         """An agent approves a proposal outside self-service: from now on the cardholder may accept it."""
-        proposal = await self.proposal(account, offer_id, approving=True)
+        proposal = await self.proposal(account, offer_id, approving=NEEDS_APPROVAL)
         offer = await self.session.get(Offer, offer_id)
         assert offer is not None
         offer.made_by = f"agent:{agent_id}"
         return proposal
 
-    async def proposal(self, account: Account, offer_id: int, approving: bool = False) -> Proposal:
+    async def proposal(self, account: Account, offer_id: int, approving: str | None = None) -> Proposal:
         """Reload an offer for this account and recompute it; raise `OfferUnavailable` otherwise.
 
-        A proposal still waiting for an agent's approval does not exist for the cardholder.
+        A proposal waiting for an agent's or a supervisor's approval, or declined, does not exist for
+        the cardholder; `approving` is the `made_by` of the offers the caller may approve.
         """
         offer = await self.session.get(Offer, offer_id)
-        if offer is None or offer.account_pk != account.id or (offer.made_by == NEEDS_APPROVAL) != approving:
+        if offer is None or offer.account_pk != account.id:
+            raise OfferUnavailable(Unavailable.NOT_FOUND)
+        allowed = offer.made_by == approving if approving is not None else _for_the_cardholder(offer.made_by)
+        if not allowed:
             raise OfferUnavailable(Unavailable.NOT_FOUND)
         if await self.session.scalar(select(Arrangement.id).where(Arrangement.offer_id == offer.id)):
             raise OfferUnavailable(Unavailable.ALREADY_ACCEPTED)
@@ -353,7 +453,10 @@ class ArrangementService:
         return stored
 
     def _plan_draft(self, currency: str, plan: InstallmentPlan, made_by: str = "bot") -> _Draft:
-        terms = {"method": plan.method, "months": plan.months, "rate": str(plan.rate), "principal": str(plan.principal), "start": plan.start.isoformat()}
+        terms = {
+            "method": plan.method, "months": plan.months, "rate": str(plan.rate), "principal": str(plan.principal),
+            "start": plan.start.isoformat(), "rounding": plan.rounding, "remainder": plan.remainder,
+        }
         return self._draft(OfferKind.PLAN, currency, terms, plan, made_by)
 
     def _draft(
@@ -397,7 +500,8 @@ class ArrangementService:
         if kind is OfferKind.PLAN:
             plan = make_plan(
                 terms["method"], terms["principal"], account.currency, terms["months"], Decimal(terms["rate"]),
-                start=date.fromisoformat(terms["start"]),
+                start=date.fromisoformat(terms["start"]), rounding=terms.get("rounding"),
+                remainder=terms.get("remainder", LAST),
             )
         proposal = self._proposal(kind, account.currency, terms, plan)
         return Proposal(**{**proposal.__dict__, "offer_id": offer.id})
@@ -433,6 +537,23 @@ class ArrangementService:
             )
             for row in proposal.plan.schedule
         ]
+
+
+def _for_the_cardholder(made_by: str) -> bool:
+    """The bot's own offers and those an agent made or approved; not those waiting or declined."""
+    return made_by == "bot" or made_by.startswith("agent:")
+
+
+def _pending_agent(made_by: str) -> int | None:
+    """The agent whose offer waits for a supervisor, or None when it is not waiting."""
+    return int(made_by.removeprefix(PENDING)) if made_by.startswith(PENDING) else None
+
+
+def _decided_agent(made_by: str) -> int | None:
+    for prefix in ("agent:", DECLINED):
+        if made_by.startswith(prefix):
+            return int(made_by.removeprefix(prefix))
+    return None
 
 
 def installment_row(installment: Installment) -> dict[str, Any]:
