@@ -103,7 +103,7 @@ async def test_an_offer_within_the_pack_is_sent(bank: BotHarness) -> None:
         assert "A person from the bank offers you this plan" in cardholder.messages[-1].text
     assert [made_by for _, made_by in await offers(bank)][-2:] == [f"agent:{OWNER}"] * 2
     assert "Interest: 5.00% a year" not in cardholder.messages[-1].text  # the agreement comes on Accept
-    assert "interest of 5.00% a year" in cardholder.messages[-1].text
+    assert "Annualized rate (APR): 5.00%" in cardholder.messages[-1].text
 
 
 async def test_an_offer_above_the_pack_rate_is_approved_then_sent(bank: BotHarness) -> None:
@@ -124,7 +124,7 @@ async def test_an_offer_above_the_pack_rate_is_approved_then_sent(bank: BotHarne
     assert "Agent 501 asks to offer a plan outside the policy" in request.text and "36 months" in request.text
     await member(bank, case, SUPERVISOR).press_on(request, "Approve", expect_reply=False)
     assert "A person from the bank offers you this plan" in cardholder.messages[-1].text
-    assert "interest of 12.00% a year" in cardholder.messages[-1].text
+    assert "Annualized rate (APR): 12.00%" in cardholder.messages[-1].text
     topic = [m.text for m in bank.fake.bot_messages(DESK) if m.message_thread_id == case.topic_id]
     assert f"Approved by supervisor {SUPERVISOR}." in topic and any(text.startswith("Offer sent: 36 months") for text in topic)
     assert not BotMessage.from_stored(bank.fake.stored_message(DESK, request.message_id)).labels, "the buttons are gone"

@@ -91,7 +91,7 @@ async def test_choosing_and_accepting_a_plan(bank: BotHarness) -> None:
     # A US account's plan amortizes at the US pack's 9.90 %: $5,200.00 over 12 months is 456.9208 a
     # month exactly, 456.92 would leave a larger last payment, so 11 payments of 456.93 and a last
     # of 456.82; the IRR of those payments is the nominal 9.90 %.
-    assert "Schedule:" in plan[-1].text and "interest of 9.90% a year" in plan[-1].text
+    assert "Schedule:" in plan[-1].text and "Annualized rate (APR): 9.90% (interest on the remaining balance)" in plan[-1].text
     assert "Annualized rate (APR): 9.90%" in plan[-1].text and "12. Dec 2, 2027 — $456.82" in plan[-1].text
     accepted = await cardholder.press("Accept")
     assert "Done: your arrangement is recorded." in accepted[-1].text
