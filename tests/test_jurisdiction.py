@@ -105,7 +105,7 @@ def test_disclosures_follow_the_jurisdiction_not_the_currency() -> None:
 
 def test_plan_conventions() -> None:
     cn, us = POLICY.jurisdictions["CN"].plans, POLICY.jurisdictions["US"].plans
-    assert (cn.method, cn.rounding, cn.remainder) == ("flat", "down", "first")
+    assert (cn.method, cn.rounding, cn.remainder) == ("flat", "down", "last")
     assert (us.method, us.rounding, us.remainder) == ("amortizing", "half_up", "last")
 
 
