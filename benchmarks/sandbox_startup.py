@@ -25,6 +25,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.startup import cpu_seconds  # noqa: E402
+
 TARGET_SECONDS = 3.0
 TIMEOUT = 180.0
 PROMPT = b"> "
@@ -37,14 +41,6 @@ class Run(NamedTuple):
     """Seconds from launch to the prompt after the bot's answer to /start (typed at the first prompt)."""
     prompt_cpu: float | None
     """CPU seconds the process had used when its first prompt appeared."""
-
-
-def cpu_seconds(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 async def read_until_prompt(stream: asyncio.StreamReader, seen: bytearray) -> None:

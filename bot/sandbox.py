@@ -261,6 +261,9 @@ class Terminal:
             await self.converse(starting)
             if starting.done():
                 starting.result()  # a start-up that failed is said even to one who has left
+        except BaseException:
+            self.write("\n")  # what stopped the sandbox is said below the prompt, not on it
+            raise
         finally:
             await self.stop_watching()
             if not starting.done():
