@@ -41,8 +41,6 @@ SANDBOX_USER_ID = 42
 SANDBOX_AGENT_ID = 4242
 SANDBOX_DESK_ID = -1000000004242
 AGENT_NAME = "Sandbox Agent"
-RECENT = 3
-"""How many of a chat's latest messages are shown on switching to it."""
 LATER_SETTLE = 0.1
 """Seconds the bot must be quiet before what it sent on its own is printed."""
 
@@ -229,8 +227,6 @@ class Terminal:
         self.language_code = language_code
         self.lines = Lines(stdin)
         self.out = stdout
-        self.starting: asyncio.Task[Running] | None = None
-        """The bot's start-up, behind the prompt."""
         self.running: Running | None = None
         self.cardholder: ChatClient | None = None
         self.agent: ChatClient | None = None
@@ -254,7 +250,7 @@ class Terminal:
     async def run(self) -> int:
         self.settings.hash_key()  # a damaged privacy key file stops the sandbox before its prompt
         self.write(introduction() + "\n> ")
-        starting = self.starting = asyncio.create_task(
+        starting = asyncio.create_task(
             start_bot(self.settings, self.language_code, self.desk_id, self.agent_id)
         )
         try:
@@ -399,8 +395,8 @@ class Terminal:
             header = (f"(sandbox) You are {where}; no case has a topic yet: as the cardholder (/me), "
                       "ask for a person. /me: back to the cardholder.")
         else:
-            header = (f"(sandbox) You are {where}, topic “{self.topic_name(thread)}”. Press 🙋 Claim to take "
-                      "the case; then what you type goes to the cardholder. /me: back to the cardholder.")
+            header = (f"(sandbox) You are {where}, topic “{self.topic_name(thread)}”. Once you have claimed the "
+                      "case (🙋 Claim), what you type here goes to the cardholder. /me: back to the cardholder.")
         return [header, *self.recent(), *self.news(after_action=False)]
 
     def pick_topic(self, argument: str) -> int | None:
@@ -415,12 +411,8 @@ class Terminal:
             names = ", ".join(f"“{topic.name}”" for topic in topics) or "none yet"
             raise AssertionError(f"no topic for case {argument} in the desk; its topics: {names}")
         open_topics = {topic.message_thread_id for topic in topics if not topic.closed}
-        latest = None
-        for message in self.fake.bot_messages(self.desk_id):
-            thread = message.message_thread_id
-            if thread in open_topics or (thread is not None and latest is None):
-                latest = thread
-        return latest
+        threads = [m.message_thread_id for m in self.fake.bot_messages(self.desk_id) if m.message_thread_id is not None]
+        return ([thread for thread in threads if thread in open_topics] or threads or [None])[-1]
 
     # ------------------------------------------------------------------ printing
 
