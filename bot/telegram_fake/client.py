@@ -55,31 +55,53 @@ class ReplyKeyboard:
         )
 
 
+def inline_cells(msg: BotMessage) -> list[list[tuple[str, str | None]]]:
+    """The message's inline buttons, row by row: each label with the URL it opens (None for a callback)."""
+    rows = (msg.raw.get("reply_markup") or {}).get("inline_keyboard")
+    if not rows:
+        return [[(label, None) for label, _ in row] for row in msg.inline_buttons]
+    return [[(button.get("text", ""), button.get("url")) for button in row] for row in rows]
+
+
 def render_message(
-    msg: BotMessage, reply_keyboard: ReplyKeyboard | None = None, start: int = 1
+    msg: BotMessage,
+    reply_keyboard: ReplyKeyboard | None = None,
+    start: int | None = 1,
+    where: str = "",
 ) -> str:
-    """Text for a terminal: the message, numbered inline buttons, then reply-keyboard buttons."""
+    """Text for a terminal: the message, its inline buttons numbered from ``start`` (bulleted when
+    None), a URL button's address after it, then the reply-keyboard buttons; ``where`` names the chat."""
     flags = "".join(
         [" (edited)" if msg.edited else "", " (deleted)" if msg.deleted else ""]
     )
-    header = f"[bot #{msg.message_id}{' ' + msg.kind if msg.kind != 'text' else ''}]{flags}"
+    kind = " " + msg.kind if msg.kind != "text" else ""
+    header = f"[bot #{msg.message_id}{kind}{', ' + where if where else ''}]{flags}"
     lines = [header, msg.text]
     number = start
-    for row in msg.inline_buttons:
+    for row in inline_cells(msg):
         cells = []
-        for label, _ in row:
-            cells.append(f"[{number}] {label}")
-            number += 1
+        for label, url in row:
+            mark = "·" if number is None else f"[{number}]"
+            cells.append(f"{mark} {label}" + (f" → {url}" if url else ""))
+            if number is not None:
+                number += 1
         lines.append("  " + "  ".join(cells))
     if reply_keyboard is not None:
-        lines.append("keyboard:")
-        for row in reply_keyboard.rows:
-            cells = []
-            for label in row:
-                suffix = " (shares phone)" if label == reply_keyboard.contact_label else ""
-                cells.append(f"[{number}] {label}{suffix}")
-                number += 1
-            lines.append("  " + "  ".join(cells))
+        lines.append(render_keyboard(reply_keyboard, number or 1))
+    return "\n".join(lines)
+
+
+def render_keyboard(keyboard: ReplyKeyboard, start: int = 1) -> str:
+    """The reply keyboard for a terminal, its buttons numbered from ``start``."""
+    lines = ["keyboard:"]
+    number = start
+    for row in keyboard.rows:
+        cells = []
+        for label in row:
+            suffix = " (shares phone)" if label == keyboard.contact_label else ""
+            cells.append(f"[{number}] {label}{suffix}")
+            number += 1
+        lines.append("  " + "  ".join(cells))
     return "\n".join(lines)
 
 
@@ -315,11 +337,30 @@ class ChatClient:
         msg = msg or self.last
         if msg is None:
             return "(no messages from the bot)"
+        return self.render_many([msg])
+
+    def render_many(self, messages: list[BotMessage]) -> str:
+        """Render ``messages`` in order; the buttons of the latest one that has any are numbered,
+        then the reply keyboard's, as :meth:`button_by_number` expects."""
+        target = next((m for m in reversed(messages) if m.labels and not m.deleted), None)
         keyboard = self.reply_keyboard
-        self._numbered = [("inline", msg.message_id, label) for label in msg.labels]
+        self._numbered = [("inline", target.message_id, label) for label in target.labels] if target else []
+        parts = [render_message(m, start=1 if m is target else None) for m in messages]
         if keyboard is not None:
+            parts[-1] += "\n" + render_keyboard(keyboard, len(self._numbered) + 1)
             self._numbered += [("keyboard", None, label) for label in keyboard.labels]
-        return render_message(msg, keyboard)
+        return "\n\n".join(parts)
+
+    def url_by_number(self, n: int) -> str | None:
+        """The URL that button ``n`` (numbered as :meth:`button_by_number`) opens; None when it sends a callback."""
+        numbered = self._numbered if self._numbered is not None else self._numbering()
+        if not 1 <= n <= len(numbered):
+            raise AssertionError(f"no button number {n}; there are {len(numbered)}")
+        kind, message_id, label = numbered[n - 1]
+        if kind != "inline" or message_id is None:
+            return None
+        current = BotMessage.from_stored(self.fake.stored_message(self.chat_id, message_id))
+        return next((url for row in inline_cells(current) for text, url in row if text == label), None)
 
     def button_by_number(self, n: int) -> str:
         """The label numbered ``n`` in the latest :meth:`render` (or on the latest buttons)."""
