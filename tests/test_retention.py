@@ -393,7 +393,10 @@ async def test_the_purge_command_prints_per_pack_and_table_and_says_when_it_is_r
 
     real = run_cli("purge", "--batch-size", "2", env=env)
     assert real.returncode == 0, real.stderr
-    assert real.stdout.splitlines()[1:-1] == lines[1:-1] and real.stdout.splitlines()[-1] == "total: 49 rows purged, of 3 closed accounts"
+    counted = [line for line in lines[1:-1] if not line.startswith("closed and recorded before")]
+    purged = [line for line in real.stdout.splitlines()[1:-1] if not line.startswith("closed and recorded before")]
+    # the cutoffs are to the minute of each run, which may differ by one
+    assert purged == counted and real.stdout.splitlines()[-1] == "total: 49 rows purged, of 3 closed accounts"
     again = run_cli("purge", env=env)
     assert again.returncode == 0 and again.stdout.splitlines()[-1] == "total: 0 rows purged, of 3 closed accounts"
 
