@@ -94,6 +94,7 @@ def texts(fake: FakeTelegram, chat_id: int) -> list[str]:
     return [message.text for message in fake.bot_messages(chat_id)]
 
 
+@pytest.mark.slow  # a whole process or a crowd: `make test-slow`
 async def test_a_flooding_chat_is_told_once_and_the_others_are_barely_slowed(
     fake: FakeTelegram, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -58,6 +58,7 @@ async def stop_bot(app: App, polling: asyncio.Task[None]) -> None:
     await app.close()
 
 
+@pytest.mark.slow  # a whole process or a crowd: `make test-slow`
 @pytest.mark.database
 async def test_two_hundred_cardholders_at_once_each_settle_once(
     fake: FakeTelegram, database_url: str, harness_redis_url: str | None, caplog: pytest.LogCaptureFixture

@@ -113,6 +113,7 @@ async def test_start_up_refuses_a_database_newer_than_the_bot(database_url: str)
     )
 
 
+@pytest.mark.slow  # a whole process or a crowd: `make test-slow`
 def test_run_refuses_an_unmigrated_database_in_one_line(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'new.sqlite3'}", "BOT_TOKEN": BOT_TOKEN}
     result = run_cli("run", env=env, cwd=tmp_path)

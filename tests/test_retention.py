@@ -375,6 +375,7 @@ async def test_the_migration_closes_accounts_already_at_zero_from_the_upgrade(em
 # -- the command -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a whole process or a crowd: `make test-slow`
 async def test_the_purge_command_prints_per_pack_and_table_and_says_when_it_is_refused(database_url: str, sessions: Factory) -> None:
     real_now = datetime.now(timezone.utc)
     for code in CURRENCY:

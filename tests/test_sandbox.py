@@ -138,7 +138,7 @@ async def test_a_handoff_tried_from_both_sides(sandbox: Session) -> None:
     replied = await sandbox.type("Hello, this is Anna from the bank. How can I help?")
     assert "in the cardholder's chat (/me)]\nHello, this is Anna from the bank. How can I help?" in replied
     offered = await sandbox.type("/offer 12")
-    assert "Offer sent: 12 months at CN¥2,304.80 a month" in offered
+    assert "Offer sent: 12 months, 12 monthly payments of CN¥2,304.80" in offered
     assert "in the cardholder's chat (/me)]\nA person from the bank offers you this plan:" in offered
 
     back = await sandbox.type("/me")
@@ -190,6 +190,7 @@ async def test_a_case_an_earlier_session_left_open_is_resolved_at_the_next(tmp_p
     assert [case.status for case in await again.cases()] == ["resolved", "waiting"]
 
 
+@pytest.mark.slow  # a whole process or a crowd: `make test-slow`
 async def test_the_prompt_comes_before_the_bot_is_up(tmp_path: Path) -> None:
     """`python -m bot sandbox` prints its first prompt having used well under 3 s of CPU, long before
     the bot is up; benchmarks/sandbox_startup.py, whose launch this is, prints the figures."""

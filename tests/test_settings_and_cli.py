@@ -94,6 +94,7 @@ def test_cli_exits_2_with_one_line_on_a_bad_setting(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == ["error: VERIFY_MAX_ATTEMPTS: Input should be a valid integer, unable to parse string as an integer"]
 
 
+@pytest.mark.slow  # a whole process or a crowd: `make test-slow`
 def test_run_without_a_token_points_to_the_sandbox(tmp_path: Path) -> None:
     result = run_cli("run", env={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}, cwd=tmp_path)
     assert result.returncode == 2
@@ -121,6 +122,7 @@ def test_demo_data_and_import_from_the_command_line(tmp_path: Path) -> None:
     assert "Traceback" not in imported.stderr
 
 
+@pytest.mark.slow  # a whole process or a crowd: `make test-slow`
 def test_sandbox_runs_offline_with_demo_data(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'sandbox.db'}"}
     result = run_cli("sandbox", env=env, cwd=tmp_path, stdin="/start\n1\n1985-03-07\n1\n2\n4\n1\n/quit\n")
